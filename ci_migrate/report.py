@@ -1,0 +1,308 @@
+"""The Report: facts and findings of one run, the verdict, and the exit-code policy.
+
+Everything a publisher renders comes from a :class:`Report`; checks produce :class:`CheckResult`
+objects (findings plus the typed facts of that check) and never print. The JSON form
+(``Report.model_dump_json()``) is versioned by :data:`SCHEMA_VERSION`; its JSON Schema is
+``Report.model_json_schema()`` and is documented in ``docs/report.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1"
+
+Severity = Literal["info", "warning", "error"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+
+CheckStatus = Literal["passed", "warning", "failed", "skipped", "error"]
+
+# Exit codes (DESIGN.md "Errors are for people").
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 3
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Finding(_Model):
+    """One judgement a check makes.
+
+    ``rule_id`` is stable (``CM101``-style) and documented in ``docs/rules/<rule_id>.md``.
+    ``file`` is relative to the repository root (POSIX separators); ``line`` is 1-based.
+    ``fix`` is the suggested remedy (a command or a recipe), shown apart from ``message``.
+    """
+
+    check: str
+    rule_id: str
+    severity: Severity
+    title: str
+    message: str = ""
+    file: str | None = None
+    line: int | None = None
+    revision: str | None = None
+    bind: str | None = None
+    fix: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- facts: graph
+
+
+class RevisionInfo(_Model):
+    """One revision file as found in the versions directory."""
+
+    revision: str
+    down_revisions: list[str] = Field(default_factory=list)
+    message: str | None = None
+    file: str
+    branch_labels: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class HeadBranch(_Model):
+    """A head and the revisions leading to it back to (excluding) the branch point it forks from.
+
+    ``revisions`` is ordered head first.
+    """
+
+    head: str
+    revisions: list[str]
+    fork_point: str | None = None
+
+
+class GraphFacts(_Model):
+    kind: Literal["graph"] = "graph"
+    revisions: list[RevisionInfo] = Field(default_factory=list)  # base → head order when known
+    heads: list[str] = Field(default_factory=list)
+    bases: list[str] = Field(default_factory=list)
+    branch_points: list[str] = Field(default_factory=list)
+    merge_points: list[str] = Field(default_factory=list)
+    head_branches: list[HeadBranch] = Field(default_factory=list)  # only when len(heads) > 1
+
+
+# --------------------------------------------------------------------------- facts: replay
+
+
+class RevisionRun(_Model):
+    """One revision applied (or failed) on the sandbox; ``duration_ms`` in milliseconds."""
+
+    revision: str
+    message: str | None = None
+    bind: str | None = None
+    status: Literal["applied", "failed"]
+    duration_ms: float = 0.0
+    statements: int | None = None
+
+
+class ReplayFacts(_Model):
+    kind: Literal["replay"] = "replay"
+    dialect: str
+    start: str = "base"  # 'base' or the baseline revision
+    revisions: list[RevisionRun] = Field(default_factory=list)
+    heads_after: dict[str, list[str]] = Field(default_factory=dict)  # bind ('' = default) → heads
+    duration_s: float = 0.0
+
+
+# --------------------------------------------------------------------------- facts: drift
+
+
+class DiffItem(_Model):
+    """One autogenerate difference, in words.
+
+    ``kind`` is the alembic diff kind (``add_column``, ``modify_type``…); ``text`` is the sentence a
+    person reads, e.g. "adds column `user.bio` VARCHAR(250), nullable".
+    """
+
+    kind: str
+    table: str | None = None
+    name: str | None = None
+    old: str | None = None
+    new: str | None = None
+    text: str
+    approximate: bool = False
+
+
+class TableDiff(_Model):
+    table: str
+    change: Literal["added", "removed", "changed"]
+    items: list[DiffItem] = Field(default_factory=list)
+
+
+class BindDrift(_Model):
+    """Drift of one bind: what the models have that the migrations lack, grouped per table."""
+
+    bind: str | None = None
+    tables: list[TableDiff] = Field(default_factory=list)
+    upgrade_code: str = ""
+    downgrade_code: str = ""
+    imports: list[str] = Field(default_factory=list)
+    ignored: int = 0
+
+
+class DriftFacts(_Model):
+    kind: Literal["drift"] = "drift"
+    dialect: str
+    approximate: bool = False  # sandbox dialect differs from the targets' dialect
+    binds: list[BindDrift] = Field(default_factory=list)
+
+    @property
+    def has_drift(self) -> bool:
+        return any(b.tables for b in self.binds)
+
+
+# --------------------------------------------------------------------------- facts: plan
+
+
+class PlannedRevision(_Model):
+    revision: str
+    message: str | None = None
+    file: str | None = None
+    author: str | None = None
+    sql: str | None = None
+    sql_error: str | None = None  # why offline SQL could not be rendered
+
+
+class PlanFacts(_Model):
+    kind: Literal["plan"] = "plan"
+    against: str  # 'base:<git ref>' or 'target:<name>'
+    dialect: str | None = None
+    current: list[str] = Field(default_factory=list)
+    pending: list[PlannedRevision] = Field(default_factory=list)
+
+
+Facts = Annotated[
+    Union[GraphFacts, ReplayFacts, DriftFacts, PlanFacts], Field(discriminator="kind")
+]
+
+
+# --------------------------------------------------------------------------- schema (for diagrams)
+
+
+class ColumnSchema(_Model):
+    name: str
+    type: str
+    nullable: bool = True
+    primary_key: bool = False
+    foreign_key: str | None = None  # "table.column"
+
+
+class TableSchema(_Model):
+    name: str
+    bind: str | None = None
+    columns: list[ColumnSchema] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- results and report
+
+
+class CheckResult(_Model):
+    """Outcome of one check: ``status``, a one-line ``summary``, findings and the check's facts."""
+
+    name: str
+    status: CheckStatus
+    summary: str
+    duration_s: float = 0.0
+    findings: list[Finding] = Field(default_factory=list)
+    facts: Facts | None = None
+
+    @staticmethod
+    def status_for(findings: list[Finding]) -> CheckStatus:
+        """``failed`` if any error, ``warning`` if any warning, else ``passed``."""
+        worst = max((SEVERITY_RANK[f.severity] for f in findings), default=-1)
+        return "failed" if worst >= 2 else "warning" if worst == 1 else "passed"
+
+
+class SandboxInfo(_Model):
+    dialect: str
+    url: str  # password masked
+    kept: bool = False
+
+
+class Report(_Model):
+    """Facts + findings + verdict of one ``check``/``plan``/``apply`` run (JSON schema version 1)."""
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    tool: str = "ci-migrate"
+    version: str
+    command: str = "check"
+    key: str = ""  # identifies app + migrations dir + target (sticky comment key)
+    app: str | None = None
+    migrations: str | None = None
+    target: str | None = None
+    fail_on: Literal["error", "warning"] = "error"
+    started_at: _dt.datetime = Field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc))
+    duration_s: float = 0.0
+    sandbox: SandboxInfo | None = None
+    checks: list[CheckResult] = Field(default_factory=list)
+    tables: list[TableSchema] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+    # ---- derived views (not serialized)
+    @property
+    def findings(self) -> list[Finding]:
+        """All findings, most severe first, in check order within a severity."""
+        items = [f for c in self.checks for f in c.findings]
+        return sorted(items, key=lambda f: -SEVERITY_RANK[f.severity])
+
+    def check(self, name: str) -> CheckResult | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def _facts(self, name: str) -> Any:
+        c = self.check(name)
+        return c.facts if c else None
+
+    @property
+    def graph(self) -> GraphFacts | None:
+        return self._facts("graph")
+
+    @property
+    def replay(self) -> ReplayFacts | None:
+        return self._facts("replay")
+
+    @property
+    def drift(self) -> DriftFacts | None:
+        return self._facts("drift")
+
+    @property
+    def plan(self) -> PlanFacts | None:
+        return self._facts("plan")
+
+    @property
+    def failing(self) -> list[Finding]:
+        """Findings at or above ``fail_on``."""
+        floor = SEVERITY_RANK[self.fail_on]
+        return [f for f in self.findings if SEVERITY_RANK[f.severity] >= floor]
+
+    @property
+    def verdict(self) -> Literal["passed", "failed"]:
+        bad = self.failing or any(c.status == "error" for c in self.checks)
+        return "failed" if bad else "passed"
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the verdict is passed, else 1 (findings at/above ``fail_on``)."""
+        return EXIT_OK if self.verdict == "passed" else EXIT_FINDINGS
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """Serialize; adds the derived ``verdict`` for consumers that do not recompute it."""
+        data = self.model_dump(mode="json")
+        data["verdict"] = self.verdict
+        import json
+
+        return json.dumps(data, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Report":
+        """Parse a report written by :meth:`to_json`; raises ``pydantic.ValidationError``."""
+        import json
+
+        data = json.loads(text)
+        data.pop("verdict", None)
+        return cls.model_validate(data)
