@@ -105,7 +105,7 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
         with _progress(err, enabled=not as_json) as progress:
             report = pipeline.run_check(settings, only=selected, progress=progress)
         if settings.output:
-            path = Path(settings.output)
+            path = settings.resolve_path(settings.output)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(report.to_json(), encoding="utf-8")
         if as_json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -134,7 +135,9 @@ def load_project(root: Path, app: str | None = None, migrations: str | None = No
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     import_string = resolve_import_string(app, root)
+    started = time.time()
     flask_app = _load_app(import_string, root)
+    _remove_new_empty_dir(Path(flask_app.instance_path), started)
     state = flask_app.extensions.get("migrate")
     if state is None:
         found = ", ".join(sorted(flask_app.extensions)) or "none"
@@ -173,6 +176,14 @@ def load_project(root: Path, app: str | None = None, migrations: str | None = No
             "are never migrated by `flask db upgrade`."
         )
     return project
+
+
+def _remove_new_empty_dir(path: Path, since: float) -> None:
+    """Flask-SQLAlchemy creates the instance folder at import for relative SQLite URLs; ci-migrate
+    never uses it, so an empty one made by this import is removed (no stray files in the checkout)."""
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not any(path.iterdir()) and path.stat().st_ctime >= since - 1:
+            path.rmdir()
 
 
 def _bind_keys(project: Project) -> list[str | None]:

@@ -108,11 +108,14 @@ def run(project: Any, sandbox: Any, settings: Any, *, revision_files: dict[str, 
         if problem:
             findings.append(problem)
     facts.duration_s = round(time.perf_counter() - started, 3)
-    applied = len(recorder.runs)
+    applied = len({r.revision for r in recorder.runs})
+    binds = len({r.bind for r in recorder.runs})
+    plural = "s" if applied != 1 else ""
+    on_binds = f" on {binds} binds" if binds > 1 else ""
     if findings:
-        summary = f"failed after {applied} revision{'s' if applied != 1 else ''}: {findings[0].title}"
+        summary = f"failed after {applied} revision{plural}: {findings[0].title}"
     else:
-        summary = f"{applied} revision{'s' if applied != 1 else ''} applied on {sandbox.dialect} in {facts.duration_s:.1f} s"
+        summary = f"{applied} revision{plural} applied{on_binds} on {sandbox.dialect} in {facts.duration_s:.1f} s"
     return CheckResult(name="replay", status=CheckResult.status_for(findings), summary=summary,
                        duration_s=facts.duration_s, findings=findings, facts=facts)
 

@@ -1,0 +1,132 @@
+"""Sandbox databases: always dropped, refused when pointing at a target, clear errors, no passwords."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import clean_env, copy_app, sandbox_databases
+
+PASSWORD = "s3cret-Pw-91"  # trust auth accepts any password; it must never be printed
+
+
+@pytest.fixture
+def clean_app(tmp_path):
+    return copy_app("clean", tmp_path)
+
+
+APP = ["--app", "blogapp:create_app('testing')"]
+
+
+def test_password_never_printed(cli, clean_app, pg_server):
+    url = pg_server.replace("postgres@", f"postgres:{PASSWORD}@")
+    result = cli("check", *APP, "--sandbox", url, cwd=clean_app)
+    assert result.code == 0, result.text
+    assert PASSWORD not in result.text
+    assert "postgres:***@127.0.0.1" in result.out
+    result = cli("check", *APP, "--sandbox", url, "--format", "json", cwd=clean_app)
+    assert PASSWORD not in result.text
+    assert json.loads(result.out)["sandbox"]["url"].startswith("postgresql+psycopg://postgres:***@")
+
+
+def test_password_from_env_var(cli, clean_app, pg_server):
+    (clean_app / ".ci-migrate.yml").write_text(
+        f"app: \"blogapp:create_app('testing')\"\nsandbox: {pg_server}\nsandbox-password-env: SANDBOX_PW\n")
+    result = cli("check", cwd=clean_app, env={"SANDBOX_PW": PASSWORD})
+    assert result.code == 0, result.text
+    assert PASSWORD not in result.text and "postgres:***@" in result.out
+
+
+@pytest.mark.parametrize("url, where", [
+    ("postgresql://postgres:pw@127.0.0.1:1/", "127.0.0.1:1"),
+    ("mysql+pymysql://root:pw@127.0.0.1:1/", "127.0.0.1:1"),
+])
+def test_unreachable_server_is_an_environment_error(cli, clean_app, url, where):
+    result = cli("check", *APP, "--sandbox", url, cwd=clean_app)
+    assert result.code == 3, result.text
+    assert f"Cannot connect to the" in result.err and where in result.err
+    assert ":pw@" not in result.text and "Check that the server is running" in result.err
+
+
+def test_wrong_user_on_mysql_names_host_and_user(cli, clean_app, mysql_server):
+    url = mysql_server.replace("root@", f"nobody_here:{PASSWORD}@")
+    result = cli("check", *APP, "--sandbox", url, cwd=clean_app)
+    assert result.code == 3
+    assert "127.0.0.1:3306" in result.err and "nobody_here" in result.err and PASSWORD not in result.text
+
+
+def test_sandbox_pointing_at_a_target_is_refused(cli, clean_app, pg_server):
+    (clean_app / ".ci-migrate.yml").write_text(
+        "app: \"blogapp:create_app('testing')\"\ntargets:\n  production:\n    url-env: PROD_URL\n")
+    result = cli("check", "--sandbox", pg_server + "test", cwd=clean_app,
+                 env={"PROD_URL": "postgresql://app:x@localhost:5432/test"})
+    assert result.code == 2, result.text
+    assert "points at the database of a configured target" in result.err
+
+
+def test_keep_sandbox_keeps_and_prints_the_url(cli, clean_app, pg_server):
+    before = set(sandbox_databases(pg_server))
+    result = cli("check", *APP, "--sandbox", pg_server, "--keep-sandbox", cwd=clean_app)
+    kept = set(sandbox_databases(pg_server)) - before
+    try:
+        assert result.code == 0, result.text
+        (name,) = kept
+        assert f"The sandbox was kept: postgresql+psycopg://postgres@127.0.0.1:5432/{name}" in " ".join(result.out.split())
+    finally:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(pg_server + "postgres", isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            for db in kept:
+                conn.exec_driver_sql(f'DROP DATABASE "{db}" WITH (FORCE)')
+        engine.dispose()
+
+
+def test_sigterm_drops_the_sandbox(clean_app, pg_server, tmp_path):
+    """A long replay is interrupted by SIGTERM (CI cancelling the job): the database is dropped."""
+    versions = clean_app / "migrations" / "versions"
+    slow = versions / "ffff00000001_slow.py"
+    heads = subprocess.run([sys.executable, "-c", "import glob,re;print(1)"], capture_output=True)
+    assert heads.returncode == 0
+    # a revision on top of the head that sleeps inside the database
+    from alembic.script import ScriptDirectory  # noqa: F401 - alembic is installed with the tool
+    head = _head(versions)
+    slow.write_text(f'''"""slow data migration"""
+from alembic import op
+revision = "ffff00000001"
+down_revision = "{head}"
+def upgrade():
+    op.execute("SELECT pg_sleep(30)")
+def downgrade():
+    pass
+''')
+    before = set(sandbox_databases(pg_server))
+    proc = subprocess.Popen([sys.executable, "-m", "ci_migrate", "check", *APP, "--sandbox", pg_server],
+                            cwd=clean_app, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (set(sandbox_databases(pg_server)) - before):
+        time.sleep(0.2)
+    time.sleep(2.0)  # inside the replay now
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert set(sandbox_databases(pg_server)) - before == set(), err
+
+
+def _head(versions):
+    ids, downs = set(), set()
+    import re
+
+    for path in versions.glob("*.py"):
+        text = path.read_text()
+        ids.add(re.search(r"^revision = ['\"](\w+)", text, re.M)[1])
+        down = re.search(r"^down_revision = ['\"](\w+)", text, re.M)
+        if down:
+            downs.add(down[1])
+    (head,) = ids - downs
+    return head
