@@ -96,10 +96,10 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
         selected = None
         if only:
             selected = {c.strip() for c in only.split(",") if c.strip()}
-            unknown = selected - set(pipeline.CHECKS)
+            unknown = selected - set(pipeline.CHECK_NAMES)
             if unknown:
                 raise UsageError(f"--only: unknown check(s) {', '.join(sorted(unknown))}; "
-                                 f"choose from {', '.join(pipeline.CHECKS)}")
+                                 f"choose from {', '.join(pipeline.CHECK_NAMES)}")
         as_json = settings.format == "json"
         err = console_out.make_console(stderr=True)
         with _progress(err, enabled=not as_json) as progress:

@@ -1,24 +1,72 @@
-"""The ``check`` pipeline: settings → project → graph → sandbox → replay → drift → Report.
+"""The ``check`` pipeline: settings → project → checks → Report.
 
 Imports the app once and loads each revision file once (the graph check); alembic then works from
-its own ScriptDirectory on the same process. A check never prints: progress goes to the optional
-``progress`` callback and everything else onto the Report.
+its own ScriptDirectory in the same process. Checks run in the order of :data:`CHECKS`; those that
+need a database share one sandbox, opened only when one of them is enabled. A check never prints:
+progress goes to the optional ``progress`` callback and everything else onto the Report.
+
+A check is a module in ``ci_migrate.checks`` with ``run(ctx: Context) -> CheckResult | None``
+(``None``: nothing to report, e.g. no pending revisions).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import time
-from typing import Any, Callable
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 from ci_migrate import __version__
 from ci_migrate.report import CheckResult, Finding, Report, SandboxInfo
 
-CHECKS = ("graph", "replay", "drift")
+# (name, needs a sandbox); order matters: replay brings the sandbox to heads for the later ones.
+CHECKS: tuple[tuple[str, bool], ...] = (
+    ("graph", False),
+    ("plan", False),
+    ("lint", False),
+    ("replay", True),
+    ("drift", True),
+    ("locks", True),
+    ("roundtrip", True),
+)
+CHECK_NAMES = tuple(name for name, _ in CHECKS)
+# Checks that run unless the config turns them on explicitly (they need a base or PostgreSQL).
+OPT_IN: set[str] = set()
 # Graph problems that stop alembic from loading the history at all.
 BLOCKING_GRAPH_RULES = {"CM102", "CM103", "CM104", "CM105"}
 
 
-def production_dialect(settings: Any, project: Any, env: dict[str, str] | None = None) -> tuple[str | None, str]:
+@dataclass
+class Context:
+    """What checks share during one run.
+
+    ``revision_files`` maps revision id → absolute Path (from the graph scan); ``blocked`` says why
+    the history cannot be loaded by alembic (then alembic-based checks are skipped);
+    ``production_dialect`` is the targets' dialect (or the app's own server dialect);
+    ``data`` is where a check leaves what a later one uses (e.g. the plan for lint).
+    """
+
+    settings: Any
+    project: Any
+    report: Report
+    env: Mapping[str, str]
+    options: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[int, int, str], None] | None = None
+    revision_files: dict[str, Any] = field(default_factory=dict)
+    scanned: list[Any] = field(default_factory=list)
+    blocked: str | None = None
+    sandbox: Any = None
+    production_dialect: str | None = None
+    production_source: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def result(self, name: str) -> CheckResult | None:
+        return self.report.check(name)
+
+
+def production_dialect(settings: Any, project: Any, env: Mapping[str, str]) -> tuple[str | None, str]:
     """The dialect production uses: from the configured targets' URLs, else the app's own URL.
 
     Returns ``(dialect or None, where it came from)``.
@@ -26,11 +74,7 @@ def production_dialect(settings: Any, project: Any, env: dict[str, str] | None =
     from ci_migrate.sandbox import normalize_url
 
     for name, target in settings.targets.items():
-        url = (env or {}).get(target.url_env) if env is not None else None
-        if url is None:
-            import os
-
-            url = os.environ.get(target.url_env)
+        url = env.get(target.url_env)
         if url:
             return normalize_url(url).get_backend_name(), f"target {name!r}"
     return project.configured_dialect(), "the app's SQLALCHEMY_DATABASE_URI"
@@ -49,105 +93,125 @@ def apply_overrides(result: CheckResult, settings: Any) -> CheckResult:
     return result
 
 
-def _skipped(name: str, why: str) -> CheckResult:
+def skipped(name: str, why: str) -> CheckResult:
     return CheckResult(name=name, status="skipped", summary=why)
 
 
-def run_graph(project: Any) -> tuple[CheckResult, dict[str, Any]]:
-    """Scan and judge the revision files; returns the result and a revision id → file map."""
+def scan_graph(ctx: Context) -> CheckResult:
+    """Scan and judge the revision files; fills ``ctx.scanned`` / ``ctx.revision_files``."""
     from ci_migrate.checks import graph
 
     started = time.perf_counter()
-    with project.app_context():
-        scanned = graph.scan_revision_files(project.versions_dirs)
-    result = graph.analyze(scanned, project.root, merge_command=f"flask {project.command_name} merge")
+    with ctx.project.app_context():
+        ctx.scanned = graph.scan_revision_files(ctx.project.versions_dirs)
+    result = graph.analyze(ctx.scanned, ctx.project.root, merge_command=f"flask {ctx.project.command_name} merge")
     result.duration_s = round(time.perf_counter() - started, 3)
-    files = {s.revision: s.path for s in scanned if s.revision}
-    return result, files
+    ctx.revision_files = {s.revision: s.path for s in ctx.scanned if s.revision}
+    bad = sorted({f.rule_id for f in result.findings if f.rule_id in BLOCKING_GRAPH_RULES})
+    if bad:
+        ctx.blocked = f"skipped: the revision graph is broken ({', '.join(bad)})"
+    return result
+
+
+def _internal_error(name: str, exc: BaseException) -> CheckResult:
+    tail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
+    finding = Finding(check=name, rule_id="CM900", severity="error",
+                      title=f"the {name} check crashed: {type(exc).__name__}: {exc}",
+                      message=tail, fix="This is a bug in ci-migrate or an unusual setup; please report it with this message.")
+    return CheckResult(name=name, status="error", summary=f"crashed: {type(exc).__name__}", findings=[finding])
+
+
+def _run_one(ctx: Context, name: str) -> None:
+    from ci_migrate.errors import CiMigrateError
+
+    if name == "graph":
+        result: CheckResult | None = scan_graph(ctx)
+    elif ctx.blocked and name != "lint":
+        result = skipped(name, ctx.blocked)
+    else:
+        module = importlib.import_module(f"ci_migrate.checks.{name}")
+        try:
+            result = module.run(ctx)
+        except CiMigrateError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
+            result = _internal_error(name, exc)
+    if result is not None:
+        ctx.report.checks.append(apply_overrides(result, ctx.settings))
+
+
+def enabled_checks(settings: Any, only: set[str] | None) -> list[str]:
+    """Checks to run, in pipeline order; the graph scan always runs (others need its file map)."""
+    import importlib.util
+
+    names = [n for n in CHECK_NAMES if settings.check_enabled(n) and (n not in OPT_IN or n in settings.checks)
+             and importlib.util.find_spec(f"ci_migrate.checks.{n}") is not None]
+    if only is not None:
+        names = [n for n in names if n in only]
+    return names
 
 
 def run_check(
     settings: Any,
     *,
     only: set[str] | None = None,
+    options: dict[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-    on_project: Callable[[Any], None] | None = None,
 ) -> Report:
     """Run the enabled checks and return the Report.
 
+    ``options`` carries command options checks read (e.g. ``base`` for the plan check).
     Raises ``AppLoadError``/``DatabaseError`` (exit 3) and ``UsageError`` (exit 2); findings are
     never raised.
     """
     from ci_migrate.project import load_project
 
     started = time.perf_counter()
+    env = os.environ if env is None else env
     project = load_project(settings.root, settings.app, settings.migrations)
-    if on_project:
-        on_project(project)
-    enabled = [c for c in CHECKS if settings.check_enabled(c) and (only is None or c in only)]
     migrations = project.relative(project.migrations_dir)
     report = Report(
         version=__version__, command="check", app=project.import_string, migrations=migrations,
         fail_on=settings.fail_on, key=f"{project.import_string or project.app.name}:{migrations}",
         notes=list(project.notes),
     )
-    files: dict[str, Any] = {}
-    blocked = None
-    if "graph" in enabled:
-        graph_result, files = run_graph(project)
-        report.checks.append(apply_overrides(graph_result, settings))
-        bad = sorted({f.rule_id for f in graph_result.findings if f.rule_id in BLOCKING_GRAPH_RULES})
-        if bad:
-            blocked = f"skipped: the revision graph is broken ({', '.join(bad)})"
-    elif {"replay", "drift"} & set(enabled):
-        _, files = run_graph(project)
-    if {"replay", "drift"} & set(enabled):
-        _run_database_checks(project, settings, report, enabled, files, blocked, progress)
+    ctx = Context(settings=settings, project=project, report=report, env=env, options=dict(options or {}),
+                  progress=progress)
+    ctx.production_dialect, ctx.production_source = production_dialect(settings, project, env)
+    names = enabled_checks(settings, only)
+    if "graph" not in names:  # the file map is still needed; the result is not reported
+        scan_graph(ctx)
+    needs_db = [n for n, db in CHECKS if db and n in names]
+    for name in [n for n in names if n not in needs_db]:
+        _run_one(ctx, name)
+    if needs_db and not ctx.blocked:
+        with open_sandbox_for(ctx) as sandbox:
+            ctx.sandbox = sandbox
+            report.sandbox = SandboxInfo(dialect=sandbox.dialect, url=sandbox.display_url, kept=settings.keep_sandbox)
+            if "replay" not in names:
+                names.insert(names.index(needs_db[0]), "replay")  # later checks need the sandbox at heads
+                needs_db.insert(0, "replay")
+                ctx.data["replay_hidden"] = True
+            for name in needs_db:
+                _run_one(ctx, name)
+            if ctx.data.get("replay_hidden"):
+                report.checks = [c for c in report.checks if c.name != "replay"]
+    else:
+        for name in needs_db:
+            _run_one(ctx, name)
     report.duration_s = round(time.perf_counter() - started, 3)
     return report
 
 
-def _run_database_checks(project: Any, settings: Any, report: Report, enabled: list[str],
-                         files: dict[str, Any], blocked: str | None, progress: Any) -> None:
-    from ci_migrate.checks import drift, replay
+def open_sandbox_for(ctx: Context) -> Any:
+    """Open the sandbox for the project's binds, refusing URLs that point at a configured target."""
     from ci_migrate.sandbox import normalize_url, open_sandbox
 
-    if blocked:
-        for name in ("replay", "drift"):
-            if name in enabled:
-                report.checks.append(_skipped(name, blocked))
-        return
     refuse = []
-    for name in settings.targets:
-        try:
-            refuse.append(normalize_url(settings.target_url(name)))
-        except Exception:  # noqa: BLE001 - an unset target env var does not matter for check
-            pass
-    prod, source = production_dialect(settings, project)
-    bind_keys = project.bind_keys
-    with open_sandbox(settings.sandbox_url(), bind_keys, keep=settings.keep_sandbox, refuse=refuse) as sandbox:
-        report.sandbox = SandboxInfo(dialect=sandbox.dialect, url=sandbox.display_url, kept=settings.keep_sandbox)
-        replay_result = replay.run(project, sandbox, settings, revision_files=files, progress=progress)
-        if prod and prod != sandbox.dialect and (settings.targets or prod != "sqlite"):
-            replay_result.findings.append(_dialect_mismatch(sandbox.dialect, prod, source, bool(settings.targets)))
-        report.checks.append(apply_overrides(replay_result, settings))
-        if "drift" in enabled:
-            if any(f.severity == "error" and f.rule_id.startswith("CM20") for f in replay_result.findings):
-                report.checks.append(_skipped("drift", "skipped: the replay did not reach head"))
-            else:
-                drift_result = drift.run(project, sandbox, settings, production_dialect=prod)
-                report.checks.append(apply_overrides(drift_result, settings))
-                report.tables = drift.tables_for_diagram(project, drift_result.facts)
-    if "replay" not in enabled:
-        report.checks = [c for c in report.checks if c.name != "replay"]
-
-
-def _dialect_mismatch(sandbox: str, production: str, source: str, has_targets: bool) -> Finding:
-    return Finding(
-        check="replay", rule_id="CM204", severity="warning" if has_targets else "info",
-        title=f"the sandbox is {sandbox} but production is {production} ({source})",
-        message=f"Migrations were replayed on {sandbox}; {production} can fail where {sandbox} passes "
-        "(types, constraints, transactional DDL), and drift results are approximate.",
-        fix=f"Point `sandbox:` at a {production} server, e.g. sandbox: "
-        + ("postgresql://postgres@localhost/" if production == "postgresql" else f"{production}://root@localhost/"),
-    )
+    for name, target in ctx.settings.targets.items():
+        url = ctx.env.get(target.url_env)
+        if url:
+            refuse.append(normalize_url(url))
+    return open_sandbox(ctx.settings.sandbox_url(ctx.env), ctx.project.bind_keys, keep=ctx.settings.keep_sandbox,
+                        refuse=refuse)

@@ -104,8 +104,22 @@ def _render(ops: Any, opts: dict[str, Any]) -> tuple[str, set[str]]:
     return code, imports
 
 
-def run(project: Any, sandbox: Any, settings: Any, *, production_dialect: str | None = None) -> CheckResult:
-    """Compare the models with the sandbox (which must be at heads).
+def run(ctx: Any) -> CheckResult:
+    """Compare the models with the sandbox, which the replay check brought to heads.
+
+    Skipped when the replay did not reach heads. Sets ``ctx.report.tables`` (changed tables and
+    the tables they reference, for diagrams).
+    """
+    replayed = ctx.result("replay")
+    if replayed is None or any(f.rule_id in ("CM201", "CM202", "CM203") for f in replayed.findings):
+        return CheckResult(name="drift", status="skipped", summary="skipped: the replay did not reach head")
+    result = compare(ctx.project, ctx.sandbox, ctx.settings, production_dialect=ctx.production_dialect)
+    ctx.report.tables = tables_for_diagram(ctx.project, result.facts)
+    return result
+
+
+def compare(project: Any, sandbox: Any, settings: Any, *, production_dialect: str | None = None) -> CheckResult:
+    """Autogenerate models vs ``sandbox`` (at heads) and judge the differences.
 
     ``production_dialect`` is the dialect of the targets (or of the app's own database URL); when
     it differs from the sandbox's, type differences are marked approximate (severity info).
@@ -174,4 +188,4 @@ def tables_for_diagram(project: Any, facts: DriftFacts | None, extra: set[str] =
     return describe.table_schemas(project.metadatas, names)
 
 
-__all__ = ["run", "autogenerate", "tables_for_diagram", "DiffItem", "TableDiff"]
+__all__ = ["run", "compare", "autogenerate", "tables_for_diagram", "DiffItem", "TableDiff"]

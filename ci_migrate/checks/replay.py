@@ -67,16 +67,38 @@ class _Recorder:
             self.progress(len(self.runs), self.total, revision)
 
 
-def run(project: Any, sandbox: Any, settings: Any, *, revision_files: dict[str, Path],
-        progress: Progress | None = None) -> CheckResult:
-    """Upgrade the sandbox from base (or the configured baseline) to heads.
+def run(ctx: Any) -> CheckResult:
+    """Upgrade the sandbox (``ctx.sandbox``) from base (or the configured baseline) to heads.
 
-    ``revision_files`` maps revision id → file (from the graph check), used to name files in
-    findings. ``progress(done, total, revision)`` is called after each revision.
+    Uses ``ctx.revision_files`` (revision id → file, from the graph scan) to name files in
+    findings, and calls ``ctx.progress(done, total, revision)`` after each revision.
     Returns ``CheckResult(name='replay', facts=ReplayFacts)``; findings: CM201 (a revision failed),
     CM202 (the first revision needs tables the history never creates: configure a baseline),
-    CM203 (env.py did not migrate the sandbox).
+    CM203 (env.py did not migrate the sandbox), CM204 (the sandbox dialect is not production's).
     """
+    result = replay(ctx.project, ctx.sandbox, ctx.settings, revision_files=ctx.revision_files,
+                    progress=ctx.progress)
+    prod = ctx.production_dialect
+    if prod and prod != ctx.sandbox.dialect and (ctx.settings.targets or prod != "sqlite"):
+        result.findings.append(_dialect_mismatch(ctx.sandbox.dialect, prod, ctx.production_source,
+                                                 bool(ctx.settings.targets)))
+    return result
+
+
+def _dialect_mismatch(sandbox: str, production: str, source: str, has_targets: bool) -> Finding:
+    example = "postgresql://postgres@localhost/" if production == "postgresql" else f"{production}://root@localhost/"
+    return Finding(
+        check="replay", rule_id="CM204", severity="warning" if has_targets else "info",
+        title=f"the sandbox is {sandbox} but production is {production} ({source})",
+        message=f"Migrations were replayed on {sandbox}; {production} can fail where {sandbox} passes "
+        "(types, constraints, transactional DDL), and drift results are approximate.",
+        fix=f"Point `sandbox:` at a {production} server, e.g. sandbox: {example}",
+    )
+
+
+def replay(project: Any, sandbox: Any, settings: Any, *, revision_files: dict[str, Path],
+           progress: Progress | None = None) -> CheckResult:
+    """Upgrade ``sandbox`` to heads through the project's env.py; see :func:`run`."""
     from alembic import command
     from sqlalchemy import event
 
