@@ -165,6 +165,8 @@ class PlannedRevision(_Model):
     message: str | None = None
     file: str | None = None
     author: str | None = None
+    status: Literal["new", "modified", "pending"] = "pending"  # vs the base branch / target
+    operations: list[str] = Field(default_factory=list)  # alembic operations in words
     sql: str | None = None
     sql_error: str | None = None  # why offline SQL could not be rendered
 
@@ -177,8 +179,98 @@ class PlanFacts(_Model):
     pending: list[PlannedRevision] = Field(default_factory=list)
 
 
+# --------------------------------------------------------------------------- facts: lint
+
+
+class LintFacts(_Model):
+    kind: Literal["lint"] = "lint"
+    revisions: list[str] = Field(default_factory=list)  # revisions the rules were run on
+    rules: list[str] = Field(default_factory=list)  # rule ids evaluated
+    squawk: str | None = None  # squawk version used, if any
+    suppressed: int = 0  # findings silenced inline (# ci-migrate: ignore[ID] reason)
+
+
+# --------------------------------------------------------------------------- facts: locks
+
+
+class LockHeld(_Model):
+    relation: str
+    mode: str  # PostgreSQL lock mode, e.g. "AccessExclusiveLock"
+
+
+class StatementLocks(_Model):
+    statement: str
+    duration_ms: float = 0.0
+    locks: list[LockHeld] = Field(default_factory=list)
+    rewrites: list[str] = Field(default_factory=list)
+
+
+class RevisionLocks(_Model):
+    """Locks one revision's upgrade takes on tables that existed before it (PostgreSQL)."""
+
+    revision: str
+    message: str | None = None
+    file: str | None = None
+    statements: int = 0
+    access_exclusive: list[str] = Field(default_factory=list)  # pre-existing tables
+    rewrites: list[str] = Field(default_factory=list)  # tables whose relfilenode changed
+    locks: list[LockHeld] = Field(default_factory=list)  # strongest mode per relation
+    steps: list[StatementLocks] = Field(default_factory=list)
+
+
+class LockFacts(_Model):
+    kind: Literal["locks"] = "locks"
+    revisions: list[RevisionLocks] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- facts: roundtrip
+
+
+class RoundtripStep(_Model):
+    revision: str
+    message: str | None = None
+    file: str | None = None
+    status: Literal["ok", "leaky", "failed", "irreversible", "skipped"]
+    detail: str | None = None
+    differences: list[str] = Field(default_factory=list)
+
+
+class RoundtripFacts(_Model):
+    kind: Literal["roundtrip"] = "roundtrip"
+    scope: Literal["pending", "all"] = "pending"
+    steps: list[RoundtripStep] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- facts: apply
+
+
+class AppliedRevision(_Model):
+    revision: str
+    message: str | None = None
+    bind: str | None = None
+    status: Literal["applied", "failed"]
+    duration_ms: float = 0.0
+    statements: int | None = None
+    failed_statement: str | None = None
+    error: str | None = None
+
+
+class ApplyFacts(_Model):
+    kind: Literal["apply"] = "apply"
+    target: str
+    dialect: str
+    url: str  # password masked
+    dry_run: bool = False
+    from_heads: dict[str, list[str]] = Field(default_factory=dict)  # bind ('' = default) → heads
+    to_heads: dict[str, list[str]] = Field(default_factory=dict)
+    applied: list[AppliedRevision] = Field(default_factory=list)
+    lock: str | None = None  # e.g. "pg_advisory_lock(123…)", None when no lock was needed
+    lock_wait_s: float = 0.0
+
+
 Facts = Annotated[
-    Union[GraphFacts, ReplayFacts, DriftFacts, PlanFacts], Field(discriminator="kind")
+    Union[GraphFacts, ReplayFacts, DriftFacts, PlanFacts, LintFacts, LockFacts, RoundtripFacts, ApplyFacts],
+    Field(discriminator="kind"),
 ]
 
 
@@ -273,6 +365,18 @@ class Report(_Model):
     @property
     def plan(self) -> PlanFacts | None:
         return self._facts("plan")
+
+    @property
+    def locks(self) -> LockFacts | None:
+        return self._facts("locks")
+
+    @property
+    def roundtrip(self) -> RoundtripFacts | None:
+        return self._facts("roundtrip")
+
+    @property
+    def apply(self) -> ApplyFacts | None:
+        return self._facts("apply")
 
     @property
     def failing(self) -> list[Finding]:
