@@ -48,7 +48,7 @@ class _Recorder:
         self.statements += 1
 
     def on_version_apply(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
-        if not step.is_upgrade:
+        if not step.is_upgrade or getattr(step, "is_stamp", False):
             return
         revision = step.up_revision_id
         bind = run_args.get("engine_name") if isinstance(run_args, dict) else None

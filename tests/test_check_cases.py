@@ -1,0 +1,144 @@
+"""``ci-migrate check`` on the remaining cases: baseline, empty message, import errors, bad config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import copy_app
+
+
+def run_json(cli, app_dir, *args, env=None):
+    result = cli("check", "--format", "json", *args, cwd=app_dir, env=env)
+    return result, (json.loads(result.out) if result.out.strip().startswith("{") else None)
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("app_dir", ["baseline_needed"], indirect=True)
+def test_first_revision_on_create_all_table_suggests_a_baseline(cli, app_dir, server):
+    result, report = run_json(cli, app_dir, "--app", "app.py", "--sandbox", server)
+    assert result.code == 1
+    (finding,) = [f for c in report["checks"] for f in c["findings"]]
+    assert finding["rule_id"] == "CM202"
+    assert finding["revision"] == "860473c5a52e"
+    assert finding["file"] == "migrations/versions/860473c5a52e_add_user_last_login.py"
+    assert "baseline:" in finding["fix"] and "revision: 860473c5a52e" in finding["fix"]
+    assert report["checks"][2]["status"] == "skipped"
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("app_dir", ["baseline_needed"], indirect=True)
+def test_baseline_schema_file_lets_the_replay_start_there(cli, app_dir, server):
+    # the baseline is the state *before* the first revision: stamp its parent ('base' is not a
+    # revision), so the config names the first revision's parent via the schema and stamps nothing
+    (app_dir / ".ci-migrate.yml").write_text(
+        "app: app.py\nbaseline:\n  revision: base\n  schema: schema.sql\n")
+    result, report = run_json(cli, app_dir, "--sandbox", server)
+    assert result.code == 0, result.text
+    replay = report["checks"][1]["facts"]
+    assert [r["revision"] for r in replay["revisions"]] == ["860473c5a52e", "4a0f79a0c0e8", "1feb6e0abffe"]
+    assert report["checks"][2]["status"] == "passed"
+
+
+@pytest.mark.parametrize("app_dir", ["baseline_needed"], indirect=True)
+def test_baseline_create_all(cli, app_dir):
+    (app_dir / ".ci-migrate.yml").write_text("app: app.py\nbaseline:\n  revision: 1feb6e0abffe\n  create-all: true\n")
+    result, report = run_json(cli, app_dir)
+    assert result.code == 0, result.text
+    assert report["checks"][1]["facts"]["start"] == "1feb6e0abffe"
+    assert report["checks"][1]["facts"]["revisions"] == []
+
+
+@pytest.mark.parametrize("app_dir", ["empty_message"], indirect=True)
+def test_empty_message_is_a_warning(cli, app_dir):
+    result, report = run_json(cli, app_dir, "--app", "app.py")
+    assert result.code == 0, result.text  # warnings do not fail by default
+    (finding,) = [f for c in report["checks"] for f in c["findings"]]
+    assert finding["rule_id"] == "CM106" and finding["severity"] == "warning"
+    assert finding["file"] == "migrations/versions/f8a3c1278c97_.py"
+    result, _ = run_json(cli, app_dir, "--app", "app.py", "--fail-on", "warning")
+    assert result.code == 1
+    (app_dir / ".ci-migrate.yml").write_text("app: app.py\nrules:\n  CM106: off\nfail-on: warning\n")
+    result, report = run_json(cli, app_dir)
+    assert result.code == 0 and not [f for c in report["checks"] for f in c["findings"]]
+
+
+@pytest.mark.parametrize("app_dir", ["import_error"], indirect=True)
+def test_app_import_error_shows_the_apps_own_frames(cli, app_dir):
+    result = cli("check", "--app", "app.py", cwd=app_dir)
+    assert result.code == 3
+    assert "Importing the Flask app (app.py) failed: AttributeError" in result.err
+    assert "models.py:23" in result.err and "db.Strin(500)" in result.err
+    assert "site-packages" not in result.err
+
+
+@pytest.mark.parametrize("app_dir", ["no_migrate"], indirect=True)
+def test_app_without_flask_migrate(cli, app_dir):
+    result = cli("check", "--app", "app.py", cwd=app_dir)
+    assert result.code == 3
+    assert "has no Flask-Migrate extension" in result.err
+    assert "extensions registered on it: sqlalchemy" in result.err
+
+
+def test_unknown_import_string(cli, tmp_path):
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    result = cli("check", "--app", "nosuchmodule:create_app()", cwd=app_dir)
+    assert result.code == 3
+    assert "Could not load the Flask app" in result.err and "nosuchmodule" in result.err
+
+
+def test_app_from_flaskenv(cli, tmp_path):
+    """No --app: FLASK_APP from .flaskenv, as `flask` itself finds it."""
+    app_dir = copy_app("clean", tmp_path)
+    result, report = run_json(cli, app_dir)
+    assert result.code == 0, result.text
+    assert report["app"] == "blogapp:create_app"
+
+
+def test_app_found_by_flask_discovery(cli, tmp_path):
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    result, report = run_json(cli, app_dir)
+    assert result.code == 1 and report["app"] is None
+    assert report["checks"][2]["findings"][0]["rule_id"] == "CM301"
+
+
+def test_config_typo_is_a_usage_error(cli, tmp_path):
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    (app_dir / ".ci-migrate.yml").write_text("app: app.py\nsandbx: sqlite\n")
+    result = cli("check", cwd=app_dir)
+    assert result.code == 2
+    assert ".ci-migrate.yml:2:1: unknown key 'sandbx' — did you mean 'sandbox'?" in result.err
+
+
+def test_env_var_overrides_file_and_flag_overrides_env(cli, tmp_path):
+    app_dir = copy_app("empty_message", tmp_path)
+    (app_dir / ".ci-migrate.yml").write_text("app: app.py\nfail-on: error\n")
+    assert cli("check", cwd=app_dir).code == 0
+    assert cli("check", cwd=app_dir, env={"CI_MIGRATE_FAIL_ON": "warning"}).code == 1
+    assert cli("check", "--fail-on", "error", cwd=app_dir, env={"CI_MIGRATE_FAIL_ON": "warning"}).code == 0
+
+
+def test_output_file_and_only(cli, tmp_path):
+    app_dir = copy_app("two_heads", tmp_path)
+    result = cli("check", "--app", "app.py", "--only", "graph", "--output", "out/report.json", cwd=app_dir)
+    assert result.code == 1
+    report = json.loads((app_dir / "out" / "report.json").read_text())
+    assert [c["name"] for c in report["checks"]] == ["graph"]
+    assert report["schema_version"] == "1" and report["verdict"] == "failed"
+    assert cli("check", "--only", "grpah", cwd=app_dir).code == 2
+
+
+def test_init_writes_a_starter_that_loads(cli, tmp_path):
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    result = cli("init", cwd=app_dir)
+    assert result.code == 0 and (app_dir / ".ci-migrate.yml").exists()
+    assert cli("init", cwd=app_dir).code == 2  # refuses to overwrite
+    assert cli("check", cwd=app_dir).code == 1  # the starter is valid; drift fails the check
+
+
+def test_version_is_fast_and_plain(cli, tmp_path):
+    from ci_migrate import __version__
+
+    result = cli("--version", cwd=tmp_path)
+    assert result.code == 0 and result.out.strip() == f"ci-migrate, version {__version__}"
