@@ -1,0 +1,444 @@
+"""The graph check: load every revision file, then judge the history without a database.
+
+Alembic's ``ScriptDirectory`` stops at the first broken file and only warns about duplicate ids
+(reference/alembic-internals.md §3). So :func:`scan_revision_files` loads each file itself, with
+alembic's filename rule and loader, and :func:`analyze` builds the graph the way alembic's
+``RevisionMap`` does (``down_revision`` edges decide heads, bases, branch and merge points; a
+``depends_on`` entry names a revision id or a branch label and only orders) and reports every
+problem at once as CM101–CM107 (``docs/rules/``).
+"""
+
+from __future__ import annotations
+
+import ast
+import heapq
+import os
+import re
+import traceback
+from collections import defaultdict, deque
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from alembic.util import load_python_file, to_tuple
+
+from ci_migrate.report import CheckResult, Finding, GraphFacts, HeadBranch, RevisionInfo
+
+try:  # alembic's own filename rule for revision files (ScriptDirectory, sourceless=False)
+    from alembic.script.base import _only_source_rev_file as _SOURCE_FILE
+except ImportError:  # pragma: no cover - private name moved
+    _SOURCE_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
+
+DEFAULT_MESSAGE = "empty message"  # alembic's generate_revision() default; `flask db migrate` w/o -m
+SEVERITY = {"CM101": "error", "CM102": "error", "CM103": "error", "CM104": "error",
+            "CM105": "error", "CM106": "warning", "CM107": "error"}
+# A literal `revision = '…'` / `down_revision = (…)` line, for files that failed to import.
+_LITERAL = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*(?:#.*)?$", re.M)
+
+
+@dataclass
+class ScannedRevision:
+    """One ``.py`` file of a versions directory, as loaded (or not) by :func:`scan_revision_files`."""
+
+    path: Path  # absolute path of the file
+    revision: str | None  # None when the file failed to load or has no `revision`
+    down_revisions: tuple[str, ...]
+    branch_labels: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    message: str | None  # first paragraph of the docstring, as alembic's Script.doc
+    error: str | None  # "ExceptionType: message" when the file failed to import
+    error_line: int | None  # 1-based line in THIS file where the import failed
+
+
+def scan_revision_files(version_dirs: Sequence[Path], recursive: bool = False) -> list[ScannedRevision]:
+    """Load every revision file of ``version_dirs`` and never stop at the first failure.
+
+    Mirrors ``ScriptDirectory._load_revisions``: missing directories are skipped, file names must
+    match alembic's ``_only_source_rev_file`` regex, ``__pycache__`` is skipped, subdirectories are
+    walked only when ``recursive`` (alembic's ``recursive_version_locations``), a file reached twice
+    is loaded once, and modules are loaded with ``alembic.util.load_python_file``. Any exception a
+    file raises (``SystemExit`` included) is recorded in ``error``/``error_line`` instead. Call it
+    inside the Flask app context (revision files may use ``current_app`` at import).
+
+    Returns one :class:`ScannedRevision` per file, sorted by path.
+    """
+    seen: set[Path] = set()
+    scanned: list[ScannedRevision] = []
+    for path in _source_files(version_dirs, recursive):
+        if (real := path.resolve()) not in seen:
+            seen.add(real)
+            scanned.append(_load(path))
+    return sorted(scanned, key=lambda r: r.path)
+
+
+def _source_files(version_dirs: Sequence[Path], recursive: bool) -> Iterator[Path]:
+    for top_dir in version_dirs:
+        for top, dirs, files in os.walk(Path(top_dir).absolute()):
+            dirs[:] = sorted(d for d in dirs if not d.endswith("__pycache__")) if recursive else []
+            yield from (Path(top, f) for f in sorted(files) if _SOURCE_FILE.match(f))
+
+
+def _load(path: Path) -> ScannedRevision:
+    try:
+        module = load_python_file(path.parent, path.name)
+    except (Exception, SystemExit) as exc:
+        return ScannedRevision(path, None, (), (), (), None, *_failure(exc, path))
+
+    def strings(name: str) -> tuple[str, ...]:
+        return tuple(str(v) for v in to_tuple(getattr(module, name, None), default=()))
+
+    rev = getattr(module, "revision", None)
+    doc = re.split("\n\n", (module.__doc__ or "").strip())[0]  # alembic Script.doc
+    return ScannedRevision(path, None if rev is None else str(rev), strings("down_revision"),
+                           strings("branch_labels"), strings("depends_on"), doc or None, None, None)
+
+
+def _failure(exc: BaseException, path: Path) -> tuple[str, int | None]:
+    """``("Type: first line of message", line in ``path``)``; the line is the SyntaxError's own or
+    the deepest traceback frame in ``path`` (an import or call made by the file)."""
+    def here(name: str | None) -> bool:
+        return bool(name) and os.path.realpath(name) == os.path.realpath(path)
+
+    if isinstance(exc, SyntaxError) and here(exc.filename):
+        return f"{type(exc).__name__}: {exc.msg}", exc.lineno
+    text = (str(exc).strip().splitlines() or [""])[0]
+    lines = [n for frame, n in traceback.walk_tb(exc.__traceback__) if here(frame.f_code.co_filename)]
+    return f"{type(exc).__name__}{': ' if text else ''}{text}", lines[-1] if lines else None
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+class _Graph:
+    """Revision ids and their edges, as alembic's RevisionMap links them; file order throughout."""
+
+    def __init__(self, revisions: Sequence[ScannedRevision]) -> None:
+        self.files: dict[str, list[ScannedRevision]] = {}  # id -> files declaring it
+        self.parents: dict[str, tuple[str, ...]] = {}  # resolved down_revisions
+        self.links: dict[str, tuple[str, ...]] = {}  # parents + resolved depends_on
+        self.children: dict[str, list[str]] = defaultdict(list)  # along down_revision
+        self.missing: list[tuple[ScannedRevision, str, str]] = []  # file, attribute, target
+        for rev in revisions:
+            if rev.revision is not None:
+                self.files.setdefault(rev.revision, []).append(rev)
+        # depends_on (and down_revision) may name a branch label too, as in RevisionMap's map_
+        labels: dict[str, str] = {}
+        for rid, files in self.files.items():
+            for label in (lbl for f in files for lbl in f.branch_labels):
+                labels.setdefault(label, rid)
+        for rid, files in self.files.items():
+            # A duplicate id naming itself most likely means the other copy: not a loop.
+            skip = {rid} if len(files) > 1 else set()
+            parents, deps = [], []
+            for f in files:
+                for attr, targets, into in (("down_revision", f.down_revisions, parents),
+                                            ("depends_on", f.depends_on, deps)):
+                    for target in targets:
+                        if (found := target if target in self.files else labels.get(target)) is None:
+                            self.missing.append((f, attr, target))
+                        elif found not in skip:
+                            into.append(found)
+            self.parents[rid] = tuple(dict.fromkeys(parents))
+            self.links[rid] = tuple(dict.fromkeys(parents + deps))
+            for p in self.parents[rid]:
+                self.children[p].append(rid)
+
+    def topological(self) -> list[str] | None:
+        """Base → head (parents and depends_on first), ties in file order; None on a cycle."""
+        index = {rid: i for i, rid in enumerate(self.files)}
+        waiting = {rid: len(up) for rid, up in self.links.items()}
+        down: dict[str, list[str]] = defaultdict(list)
+        for rid, up in self.links.items():
+            for p in up:
+                down[p].append(rid)
+        ready = [(index[r], r) for r, n in waiting.items() if not n]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            order.append(rid := heapq.heappop(ready)[1])
+            for c in down[rid]:
+                waiting[c] -= 1
+                if not waiting[c]:
+                    heapq.heappush(ready, (index[c], c))
+        return order if len(order) == len(self.files) else None
+
+    def cycles(self) -> list[list[str]]:
+        """Each loop (Tarjan's strongly connected components, iterative) as a walk along links."""
+        index: dict[str, int] = {}
+        low: dict[str, int] = {}
+        stack: list[str] = []
+        on_stack: set[str] = set()
+        found: list[list[str]] = []
+        work: list[tuple[str, Iterator[str]]] = []
+
+        def visit(rid: str) -> None:
+            index[rid] = low[rid] = len(index)
+            stack.append(rid)
+            on_stack.add(rid)
+            work.append((rid, iter(self.links[rid])))
+
+        for root in self.files:
+            if root in index:
+                continue
+            visit(root)
+            while work:
+                rid, it = work[-1]
+                for nxt in it:
+                    if nxt not in index:
+                        visit(nxt)
+                        break
+                    if nxt in on_stack:
+                        low[rid] = min(low[rid], index[nxt])
+                else:
+                    work.pop()
+                    if work:
+                        low[work[-1][0]] = min(low[work[-1][0]], low[rid])
+                    if low[rid] == index[rid]:
+                        comp: set[str] = set()
+                        while rid not in comp:
+                            w = stack.pop()
+                            on_stack.discard(w)
+                            comp.add(w)
+                        if len(comp) > 1 or rid in self.links[rid]:
+                            found.append(self._walk(comp))
+        return found
+
+    def _walk(self, comp: set[str]) -> list[str]:
+        path = [next(r for r in self.files if r in comp)]
+        while True:
+            nxt = [p for p in self.links[path[-1]] if p in comp]
+            if not (fresh := [p for p in nxt if p not in path]):
+                return path + [next(p for p in nxt if p in path)]
+            path.append(fresh[0])
+
+    def ancestors(self, rid: str) -> list[str]:
+        """``rid`` and everything below it along down_revision, breadth first."""
+        seen, queue, out = {rid}, deque([rid]), []
+        while queue:
+            out.append(cur := queue.popleft())
+            for p in self.parents[cur]:
+                if p not in seen:
+                    seen.add(p)
+                    queue.append(p)
+        return out
+
+    def head_branches(self, heads: list[str]) -> list[HeadBranch]:
+        """Per head: revisions no other head reaches (head first), and the nearest shared one."""
+        reach: dict[str, int] = defaultdict(int)
+        lines = {h: self.ancestors(h) for h in heads}
+        for line in lines.values():
+            for rid in line:
+                reach[rid] += 1
+        return [HeadBranch(head=h, revisions=[r for r in line if reach[r] == 1],
+                           fork_point=next((r for r in line if reach[r] > 1), None))
+                for h, line in lines.items()]
+
+
+def _recover(rev: ScannedRevision) -> ScannedRevision:
+    """Best effort for a file that failed to import: its literal ``revision``/``down_revision``,
+    so one broken file does not also show up as a missing parent and an extra head."""
+    if (text := _read(rev.path)) is None:
+        return rev
+    values: dict[str, object] = {}
+    for name, literal in _LITERAL.findall(text):
+        try:
+            values.setdefault(name, ast.literal_eval(literal))
+        except (ValueError, SyntaxError):
+            continue
+    rid = values.get("revision")
+    if not isinstance(rid, str):
+        return rev
+    down = tuple(str(d) for d in to_tuple(values.get("down_revision"), default=()))
+    return replace(rev, revision=rid, down_revisions=down)
+
+
+# --------------------------------------------------------------------------- judging
+
+
+def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str = "flask db merge") -> CheckResult:
+    """Judge the revision graph of ``revisions`` (as :func:`scan_revision_files` returns them).
+
+    Returns ``CheckResult(name='graph', facts=GraphFacts(...), findings=[...])``: findings CM101–CM107
+    ordered by rule id, then file; ``GraphFacts.revisions`` base → head when the graph is a DAG (file
+    order otherwise), and ``heads``/``bases``/``branch_points``/``merge_points`` in that same order,
+    with alembic's meanings (``Script.is_head``, ``is_base``, ``is_branch_point``, ``is_merge_point``).
+    Heads of a graph with missing parents come from the files that did load. ``root`` is the
+    repository root every ``file`` is made relative to (POSIX); ``merge_command`` is how the app's
+    CLI spells ``flask db merge`` (e.g. ``flask database merge``). Never raises for a bad history.
+    """
+    revisions = [_recover(r) if r.error else r for r in revisions]
+    graph = _Graph(revisions)
+    ranked = graph.topological() or list(graph.files)
+    heads = [r for r in ranked if not graph.children[r]]
+    branches = graph.head_branches(heads) if len(heads) > 1 else []
+    judge = _Judge(Path(root).absolute(), graph, merge_command)
+    findings = sorted(
+        [*judge.heads(branches), *judge.missing(heads), *judge.duplicates(), *judge.cycles(),
+         *judge.import_failures(revisions), *judge.default_messages(ranked), *judge.non_revisions(revisions)],
+        key=lambda f: f.rule_id)
+    facts = GraphFacts(
+        revisions=[RevisionInfo(revision=rid, down_revisions=list(f.down_revisions), message=f.message,
+                                file=judge.rel(f.path), branch_labels=list(f.branch_labels),
+                                depends_on=list(f.depends_on))
+                   for rid in ranked for f in graph.files[rid]],
+        heads=heads,
+        bases=[r for r in ranked if not any(f.down_revisions for f in graph.files[r])],
+        branch_points=[r for r in ranked if len(graph.children[r]) > 1],
+        merge_points=[r for r in ranked if len({d for f in graph.files[r] for d in f.down_revisions}) > 1],
+        head_branches=branches,
+    )
+    if any(f.rule_id != "CM101" for f in findings):
+        summary = f"{_count(len(findings), 'problem')} in {_count(len(revisions), 'revision file')}"
+    elif len(heads) > 1:
+        summary = f"{len(heads)} heads: " + ", ".join(f"{h} ({judge.message(h)})" for h in heads)
+    else:
+        summary = f"{_count(len(heads), 'head')}, {_count(len(facts.revisions), 'revision')}"
+    return CheckResult(name="graph", status=CheckResult.status_for(findings), summary=summary,
+                       findings=findings, facts=facts)
+
+
+class _Judge:
+    """Turns the graph into findings; one method per rule."""
+
+    def __init__(self, root: Path, graph: _Graph, merge_command: str) -> None:
+        self.root, self.graph, self.merge = root, graph, merge_command
+        self.cli = merge_command.removesuffix(" merge") if merge_command.endswith(" merge") else "flask db"
+
+    def rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(os.path.relpath(path, self.root)).as_posix()
+
+    def message(self, rid: str) -> str:
+        return self.graph.files[rid][0].message or "no message"
+
+    def describe(self, rid: str) -> str:
+        return f"  {rid}  {self.rel(self.graph.files[rid][0].path)}  {self.message(rid)}"
+
+    def finding(self, rule: str, title: str, message: str, fix: str, rev: ScannedRevision | None = None,
+                line: int | None = None, **details: object) -> Finding:
+        return Finding(check="graph", rule_id=rule, severity=SEVERITY[rule], title=title, message=message,
+                       fix=fix, file=self.rel(rev.path) if rev else None, line=line,
+                       revision=rev.revision if rev else None, details=details)
+
+    def heads(self, all_branches: list[HeadBranch]) -> list[Finding]:
+        # Left out: heads whose own branch carries a branch label (intended, alembic's "multiple
+        # bases") or starts at a missing down_revision (CM102 explains that line).
+        cut = {rev.revision for rev, attr, _ in self.graph.missing if attr == "down_revision"}
+        branches = [b for b in all_branches if not any(
+            r in cut or any(f.branch_labels for f in self.graph.files[r]) for r in b.revisions)]
+        heads = [b.head for b in branches]
+        if len(heads) < 2:
+            return []
+        parts = [f"The history has {len(heads)} heads: {', '.join(heads)}. Revisions were added on "
+                 f"separate branches that were never merged; `{self.cli} upgrade` "
+                 "(target 'head') stops with \"Multiple head revisions are present\" and "
+                 f"`{self.cli} migrate` refuses to add a revision, so the deploy fails."]
+        for b in branches:
+            fork = f"forks from {b.fork_point} ({self.message(b.fork_point)})" if b.fork_point else "no common ancestor"
+            parts.append(f"\nBranch to {b.head}, {fork}:\n" + "\n".join(self.describe(r) for r in b.revisions))
+        fix = f'{self.merge} -m "merge {_and(heads)}" {" ".join(heads)}'
+        return [self.finding("CM101", f"{len(heads)} heads: {', '.join(heads)}", "\n".join(parts), fix,
+                             heads=heads, head_branches=[b.model_dump() for b in branches])]
+
+    def missing(self, heads: list[str]) -> Iterator[Finding]:
+        lines = {h: set(self.graph.ancestors(h)) for h in heads} if self.graph.missing else {}
+        for rev, attr, target in self.graph.missing:
+            file, folder = self.rel(rev.path), self.rel(rev.path.parent)
+            if attr == "down_revision":
+                others = [h for h in heads if rev.revision not in lines[h]]
+                hint = f" (e.g. the current head {_and(others, 'or')})" if others else ""
+                text = (f"{file} (revision {rev.revision}) revises '{target}', but no file in {folder} "
+                        "defines that revision. Probably its file was deleted or renamed, or it was "
+                        "written on a branch that is not merged here. alembic fails with "
+                        f"KeyError('{target}') on every command, so the deploy cannot upgrade.")
+                fix = (f"Restore the file that defines '{target}' (`git log --all --oneline -S "
+                       f"\"{target}\" -- {folder}` finds the commit that removed it), or re-point "
+                       f"down_revision in {file} to an existing revision{hint}.")
+            else:
+                text = (f"{file} (revision {rev.revision}) names '{target}' in depends_on, but no file "
+                        f"in {folder} has that revision id or branch label. alembic fails with "
+                        f"KeyError('{target}') while it reads the history, so no command can run.")
+                fix = f"Restore revision '{target}', or correct or remove it in depends_on of {file}."
+            yield self.finding("CM102", f"{rev.revision}: {attr} '{target}' does not exist", text, fix,
+                                    rev, _line_of(rev.path, rf"^{attr}\b"), attribute=attr, target=target)
+
+    def duplicates(self) -> Iterator[Finding]:
+        for rid, files in self.graph.files.items():
+            if len(files) < 2:
+                continue
+            names = [self.rel(f.path) for f in files]
+            children = self.graph.children[rid]
+            after = f" (now {_and(children)})" if children else ""
+            text = (f"{len(files)} files declare revision = '{rid}': {_and(names)}. alembic only warns "
+                    f"\"Revision {rid} is present more than once\" and keeps the last file it loads, so the "
+                    "other migration is silently skipped. This usually comes from copying a revision "
+                    "file to start a new one.")
+            fix = ("Give one of them a new id: run `python -c \"from alembic.util import rev_id; "
+                   "print(rev_id())\"`, put it in its `revision = '…'` and 'Revision ID:' lines, then "
+                   f"change down_revision '{rid}' to the new id in the revisions that build on that file{after}.")
+            yield self.finding("CM103", f"Revision id {rid} is defined by {len(files)} files", text, fix,
+                                    files[0], _line_of(files[0].path, r"^revision\b"), files=names)
+
+    def cycles(self) -> Iterator[Finding]:
+        for cycle in self.graph.cycles():
+            first = self.graph.files[cycle[0]][0]
+            text = ("These revisions revise each other in a loop (each one names the next as its "
+                    "down_revision or depends_on):\n" + "\n".join(self.describe(r) for r in cycle[:-1])
+                    + "\nalembic raises CycleDetected while it reads the history, so no command can run.")
+            fix = (f"Break the loop: point down_revision of one of them (e.g. {cycle[0]} in "
+                   f"{self.rel(first.path)}) to the revision it was really written after.")
+            yield self.finding("CM104", f"Cycle in the revision history: {' → '.join(cycle)}", text, fix,
+                                    first, _line_of(first.path, r"^down_revision\b"), cycle=cycle)
+
+    def import_failures(self, revisions: list[ScannedRevision]) -> Iterator[Finding]:
+        for rev in (r for r in revisions if r.error):
+            where = self.rel(rev.path) + (f":{rev.error_line}" if rev.error_line else "")
+            text = (f"Importing {where} raised {rev.error}. alembic imports every revision file before "
+                    f"any command and stops at the first exception, so `{self.cli} upgrade` and the deploy "
+                    "fail. Revision files run at import; an ImportError usually means a module they use "
+                    "was renamed or is not installed where migrations run.")
+            fix = f"Fix the error at {where}, then check that `{self.cli} history` loads."
+            yield self.finding("CM105", f"{rev.path.name} fails to import: {rev.error}", text, fix,
+                                    rev, rev.error_line, error=rev.error)
+
+    def default_messages(self, ranked: list[str]) -> Iterator[Finding]:
+        for rev in (f for rid in ranked for f in self.graph.files[rid] if f.message == DEFAULT_MESSAGE):
+            file = self.rel(rev.path)
+            text = (f"`{self.cli} migrate` was run without -m, so the docstring says \"{DEFAULT_MESSAGE}\": "
+                    f"`{self.cli} history`, deploy logs and this report cannot tell what {rev.revision} does.")
+            fix = (f"Replace \"{DEFAULT_MESSAGE}\" in the first docstring line of {file} with what the "
+                   f"revision does (e.g. \"add user.bio\"); next time run `{self.cli} migrate -m \"…\"`.")
+            yield self.finding("CM106", f"{rev.revision} has the default message \"{DEFAULT_MESSAGE}\"",
+                                    text, fix, rev, _line_of(rev.path, re.escape(DEFAULT_MESSAGE)))
+
+    def non_revisions(self, revisions: list[ScannedRevision]) -> Iterator[Finding]:
+        for rev in (r for r in revisions if r.revision is None and not r.error):
+            text = (f"{rev.path.name} has no `revision` attribute. alembic loads every .py file in the versions "
+                    f"directory as a revision and stops with \"Could not determine revision id from "
+                    f"filename {rev.path.name}\", so every `{self.cli}` command fails.")
+            fix = (f"Move {rev.path.name} out of {self.rel(rev.path.parent)} (e.g. into the app package), "
+                   "or, if it is a revision, restore its `revision = '…'` line.")
+            yield self.finding("CM107", f"{rev.path.name} is not a revision script", text, fix, rev)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _line_of(path: Path, pattern: str) -> int | None:
+    text = _read(path)
+    match = re.search(pattern, text, re.M) if text is not None else None
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _and(items: Sequence[str], word: str = "and") -> str:
+    return ", ".join(items[:-1]) + f" {word} {items[-1]}" if len(items) > 1 else "".join(items)
