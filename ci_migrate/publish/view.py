@@ -1,0 +1,296 @@
+"""The view model of the comment/summary templates: a :class:`Report` turned into plain data.
+
+:func:`build_view` decides *what* is shown (which sections, which rows, in which order);
+the Jinja2 templates in ``templates/`` decide *how* it reads. :class:`Cuts` says which parts
+to leave out when the body has to fit a size limit (see :mod:`ci_migrate.publish.markdown`).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from typing import Any
+
+from ci_migrate.publish.common import locate, rule_doc_url
+from ci_migrate.publish.mermaid import Diagram, er_diagram
+from ci_migrate.report import BindDrift, Finding, Report
+
+STATUS_ICON = {"passed": "✅", "warning": "⚠️", "failed": "❌", "skipped": "⏭️", "error": "💥"}
+SEVERITY_ICON = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
+#: Imports the revision template (``_revision.py.j2``) always writes.
+_TEMPLATE_IMPORTS = {"from alembic import op", "import sqlalchemy as sa"}
+_NOTE_OF_KIND = {"add_column": "new", "add_table": "new", "modify_type": "type changed",
+                 "modify_nullable": "nullable changed", "modify_default": "default changed",
+                 "add_fk": "new FK", "add_index": "new index"}
+
+
+@dataclass(frozen=True)
+class Cuts:
+    """What to leave out of a body (see :data:`SECTION_STEPS`).
+
+    ``max_findings``/``max_items``: rows shown in the findings table / per schema-change list
+    (``None``: all).
+    """
+
+    sql: bool = False
+    diagram: bool = False
+    code: bool = False
+    max_items: int | None = None
+    max_findings: int | None = None
+
+
+#: Sections left out, one more per step, when a body is too long; after the last step the
+#: rows of the findings table and of the schema-change lists are cut (``Cuts.max_*``).
+SECTION_STEPS: tuple[Cuts, ...] = (
+    Cuts(),
+    Cuts(sql=True),
+    Cuts(sql=True, diagram=True),
+    Cuts(sql=True, diagram=True, code=True),
+)
+
+
+@dataclass
+class Shown:
+    """A list cut to ``max`` rows; ``more`` is how many were left out."""
+
+    rows: list[Any]
+    more: int = 0
+
+    @classmethod
+    def cut(cls, rows: list[Any], limit: int | None) -> Shown:
+        if limit is None or len(rows) <= limit:
+            return cls(rows)
+        return cls(rows[:limit], len(rows) - limit)
+
+
+@dataclass
+class View:
+    """Everything the templates read. Sections are ``None``/empty when there is nothing to say."""
+
+    marker: str | None
+    headline: str
+    icon: str
+    meta: list[tuple[str, str]]
+    checks: list[dict[str, str]]
+    notes: list[str]
+    findings: Shown
+    heads: dict[str, Any] | None
+    pending: dict[str, Any] | None
+    changes: list[dict[str, Any]]
+    changes_more: int
+    approximate: bool
+    diagram: Diagram | None
+    drift: dict[str, Any] | None
+    sql: list[dict[str, Any]]
+    cut: list[str] = field(default_factory=list)
+    command: str = "check"
+    migrate_command: str = 'flask db migrate -m "…"'
+    dialect: str = ""
+    limit: int = 0  # the size limit the body was fitted to, in ``unit``
+    unit: str = "characters"
+    version: str = ""
+    schema_version: str = ""
+    key: str = ""
+
+
+def build_view(report: Report, *, marker: str | None, cuts: Cuts = Cuts()) -> View:
+    """The view of ``report`` with the parts named by ``cuts`` left out."""
+    changes, changes_more = _changes(report, cuts.max_items)
+    diagram = None if cuts.diagram else _diagram(report)
+    sql = [] if cuts.sql else _sql(report)
+    icon, headline = _headline(report)
+    findings = Shown.cut([_finding(report, f) for f in report.findings], cuts.max_findings)
+    return View(
+        marker=marker,
+        headline=headline,
+        icon=icon,
+        meta=_meta(report),
+        checks=[{"name": c.name, "status": c.status, "icon": STATUS_ICON[c.status],
+                 "summary": c.summary} for c in report.checks],
+        notes=list(report.notes),
+        findings=findings,
+        heads=_heads(report),
+        pending=_pending(report, cuts.max_items),
+        changes=changes,
+        changes_more=changes_more,
+        approximate=bool(report.drift and report.drift.approximate),
+        diagram=diagram,
+        drift=_drift(report, with_code=not cuts.code),
+        sql=sql,
+        cut=_cut_labels(report, cuts, findings_more=findings.more, changes_more=changes_more),
+        command=report.command,
+        migrate_command=_fix_of(report, "CM301") or 'flask db migrate -m "…"',
+        dialect=report.drift.dialect if report.drift else "",
+        version=report.version,
+        schema_version=report.schema_version,
+        key=report.key,
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _headline(report: Report) -> tuple[str, str]:
+    """``(icon, text)``: "passed", "passed with 2 warnings" or "3 problems"."""
+    if report.verdict == "failed":
+        broken = [c for c in report.checks if c.status == "error"]
+        n = len(report.failing) + len(broken)
+        return "❌", _plural(n, "problem")
+    warnings = sum(1 for f in report.findings if f.severity == "warning")
+    return "✅", f"passed with {_plural(warnings, 'warning')}" if warnings else "passed"
+
+
+def _meta(report: Report) -> list[tuple[str, str]]:
+    items = [("app", report.app), ("migrations", report.migrations), ("target", report.target),
+             ("sandbox", report.sandbox.dialect if report.sandbox else None)]
+    return [(k, v) for k, v in items if v]
+
+
+def _finding(report: Report, f: Finding) -> dict[str, Any]:
+    file, line = locate(report, f)
+    where = f"{file}:{line}" if file and line else file or (f"revision {f.revision}"
+                                                           if f.revision else "")
+    return {"rule_id": f.rule_id, "url": rule_doc_url(f.rule_id), "severity": f.severity,
+            "icon": SEVERITY_ICON[f.severity], "where": where, "title": f.title,
+            "message": f.message, "fix": f.fix, "check": f.check}
+
+
+def _fix_of(report: Report, rule_id: str) -> str | None:
+    """The ``fix`` of the first finding of ``rule_id`` that has one (the exact command to run)."""
+    return next((f.fix for f in report.findings if f.rule_id == rule_id and f.fix), None)
+
+
+def _heads(report: Report) -> dict[str, Any] | None:
+    graph = report.graph
+    if not graph or len(graph.heads) < 2:
+        return None
+    messages = {r.revision: r.message for r in graph.revisions}
+    command = (_fix_of(report, "CM101")
+               or f'flask db merge -m "merge heads" {" ".join(graph.heads)}')
+    branches = graph.head_branches or []
+    rows = [{"head": b.head, "message": messages.get(b.head) or "", "revisions": b.revisions,
+             "fork_point": b.fork_point} for b in branches]
+    known = {b.head for b in branches}
+    rows += [{"head": h, "message": messages.get(h) or "", "revisions": [h], "fork_point": None}
+             for h in graph.heads if h not in known]
+    return {"count": len(graph.heads), "branches": rows, "command": command}
+
+
+def _pending(report: Report, limit: int | None) -> dict[str, Any] | None:
+    plan = report.plan
+    if not plan:
+        return None
+    kind, _, name = plan.against.partition(":")
+    if kind == "base":
+        text = f"New in this change compared with `{name}`"
+    elif kind == "target":
+        at = ", ".join(f"`{c}`" for c in plan.current) or "an empty database"
+        text = f"Not yet applied to target `{name}` (now at {at})"
+    else:
+        text = f"Pending against `{plan.against}`"
+    return {"against": plan.against, "against_text": text, "current": plan.current,
+            "revisions": Shown.cut(list(plan.pending), limit)}
+
+
+def _column_notes(items: list[Any]) -> dict[str, str]:
+    notes: dict[str, str] = {}
+    for item in items:
+        if item.name and item.kind in _NOTE_OF_KIND:
+            notes.setdefault(item.name, _NOTE_OF_KIND[item.kind])
+    return notes
+
+
+def _changes(report: Report, limit: int | None) -> tuple[list[dict[str, Any]], int]:
+    """Schema changes per table, in words; and how many sentences were left out."""
+    drift = report.drift
+    if not drift:
+        return [], 0
+    multi = len(drift.binds) > 1
+    out: list[dict[str, Any]] = []
+    more = 0
+    for bind in drift.binds:
+        for table in bind.tables:
+            shown = Shown.cut([i.text + (" (approximate)" if i.approximate else "")
+                               for i in table.items], limit)
+            more += shown.more
+            out.append({"table": table.table, "change": table.change,
+                        "bind": bind.bind if multi else None, "items": shown.rows})
+    return out, more
+
+
+def _diagram(report: Report) -> Diagram | None:
+    drift = report.drift
+    if not drift or not report.tables:
+        return None
+    changed: dict[str, dict[str, str]] = {}
+    bind_of: dict[str, str | None] = {}
+    for bind in drift.binds:
+        for table in bind.tables:
+            if table.change != "removed":
+                changed.setdefault(table.table, {}).update(_column_notes(table.items))
+                bind_of[table.table] = bind.bind
+    return er_diagram(report.tables, changed, bind_of=bind_of) if changed else None
+
+
+def function_body(code: str) -> str:
+    """Alembic-rendered commands as the body of a function, indented four spaces.
+
+    Accepts both alembic's ``render_python_code`` form (first line flush, the rest already
+    indented for ``script.py.mako``) and fully dedented code. Empty code becomes ``pass``.
+    """
+    lines = code.strip("\n").splitlines()
+    if not any(line.strip() for line in lines):
+        return "    pass"
+    rest = textwrap.dedent("\n".join(lines[1:])).splitlines() if len(lines) > 1 else []
+    body = [lines[0].strip(), *rest]
+    return "\n".join(("    " + line) if line.strip() else "" for line in body)
+
+
+def _drift(report: Report, *, with_code: bool) -> dict[str, Any] | None:
+    """Drift over all binds: counts, tables, and one suggested body per drifted bind."""
+    drift = report.drift
+    if not drift or not drift.has_drift:
+        return None
+    multi = len(drift.binds) > 1
+    drifted = [b for b in drift.binds if b.tables]
+    return {"changes": sum(len(t.items) for b in drifted for t in b.tables),
+            "tables": Shown.cut([t.table for b in drifted for t in b.tables], 5),
+            "ignored": sum(b.ignored for b in drift.binds),
+            "bodies": [_body(b, multi) for b in drifted] if with_code else []}
+
+
+def _body(b: BindDrift, multi: bool) -> dict[str, Any]:
+    """The revision body of one bind; Flask-Migrate's multidb template names functions
+    ``upgrade_<bind>()`` (``upgrade_()`` for the default bind)."""
+    return {"bind": (b.bind or "default") if multi else None,
+            "imports": [i for i in b.imports if i not in _TEMPLATE_IMPORTS],
+            "suffix": f"_{b.bind or ''}" if multi else "",
+            "upgrade": function_body(b.upgrade_code),
+            "downgrade": function_body(b.downgrade_code)}
+
+
+def _sql(report: Report) -> list[dict[str, Any]]:
+    plan = report.plan
+    if not plan:
+        return []
+    return [{"revision": p.revision, "message": p.message or "", "sql": p.sql,
+             "lines": len(p.sql.strip().splitlines()) if p.sql else 0,
+             "error": p.sql_error, "dialect": plan.dialect}
+            for p in plan.pending if p.sql or p.sql_error]
+
+
+def _cut_labels(report: Report, cuts: Cuts, *, findings_more: int, changes_more: int) -> list[str]:
+    """Human names of what ``cuts`` left out of this report, for the "shortened" note."""
+    pending = len(report.plan.pending) if report.plan else 0
+    labels = [
+        ("offline SQL", cuts.sql and bool(_sql(report))),
+        ("the diagram", cuts.diagram and _diagram(report) is not None),
+        ("the suggested revision body",
+         cuts.code and bool(report.drift and report.drift.has_drift)),
+        (f"{_plural(changes_more, 'schema change')}", changes_more > 0),
+        (f"{_plural(findings_more, 'finding')}", findings_more > 0),
+        (f"{_plural(pending - (cuts.max_items or 0), 'pending revision')}",
+         cuts.max_items is not None and pending > cuts.max_items),
+    ]
+    return [text for text, on in labels if on]

@@ -1,0 +1,1 @@
+"""Tests of ci_migrate.publish: renderers, CI publishers against a local forge server."""
