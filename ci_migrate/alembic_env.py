@@ -66,19 +66,26 @@ def swapped_engines(project: "Project", engines: Mapping[str | None, "Engine"]) 
             current.clear()
             current.update(saved)
         return
-    # Flask-SQLAlchemy 2.5: connectors re-create their engine when the configured URI changes.
+    # Flask-SQLAlchemy 2.5: each bind has an _EngineConnector that rebuilds its engine when the
+    # configured URI changes; point the config at the sandbox, then hand the connector our engine.
     config = app.config
     saved_uri, saved_binds = config.get("SQLALCHEMY_DATABASE_URI"), config.get("SQLALCHEMY_BINDS")
     config["SQLALCHEMY_DATABASE_URI"] = _url_text(engines[None].url)
     binds = {k: _url_text(e.url) for k, e in engines.items() if k is not None}
     config["SQLALCHEMY_BINDS"] = binds or saved_binds
+    connectors = app.extensions["sqlalchemy"].connectors
     try:
+        for key, engine in engines.items():
+            db.get_engine(app, key)  # makes the connector (and a throwaway engine) for the sandbox URI
+            connector = connectors[key]
+            if connector._engine is not engine:
+                connector._engine.dispose()
+                connector._engine = engine
         yield
     finally:
-        for key in engines:
-            with contextlib.suppress(Exception):
-                db.get_engine(app, key).dispose()
         config["SQLALCHEMY_DATABASE_URI"], config["SQLALCHEMY_BINDS"] = saved_uri, saved_binds
+        for key in engines:
+            connectors.pop(key, None)  # rebuilt from the restored config on next use
 
 
 def _url_text(url: Any) -> str:

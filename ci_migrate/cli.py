@@ -1,4 +1,4 @@
-"""Command line: ``ci-migrate check | init`` (``python -m ci_migrate``).
+"""Command line: ``ci-migrate check | plan | init`` (``python -m ci_migrate``).
 
 Exit codes: 0 passed, 1 findings at or above ``fail-on``, 2 usage or configuration error,
 3 environment error (app import, database unreachable, unsupported library versions).
@@ -47,18 +47,33 @@ def _settings(config: str | None, **overrides: Any) -> Any:
 
 
 def _mask_secrets(settings: Any) -> None:
-    """In GitHub Actions, register passwords with ``::add-mask::`` before anything is printed."""
+    """In GitHub Actions, register passwords and tokens with ``::add-mask::`` before anything is
+    printed (workflow-commands.md "Masking a value in a log")."""
     if os.environ.get("GITHUB_ACTIONS") != "true":
         return
     from ci_migrate.masking import url_password
+    from ci_migrate.publish.workflow import register_masks
 
     secrets = [url_password(settings.sandbox_url()) or ""]
     for target in settings.targets.values():
         secrets.append(url_password(os.environ.get(target.url_env, "")) or "")
     for name in ("GITHUB_TOKEN", "INPUT_GITHUB-TOKEN", "GITLAB_TOKEN"):
         secrets.append(os.environ.get(name, ""))
-    for secret in filter(None, secrets):
-        click.echo(f"::add-mask::{secret}")
+    register_masks(secrets)
+
+
+def _publish_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags shared by commands that publish a report."""
+    options = [
+        click.option("--comment", type=click.Choice(["always", "on-change", "never"]),
+                     help="Sticky PR/MR comment: always (default), on-change, never."),
+        click.option("--junit", metavar="PATH", help="Also write JUnit XML (one testcase per check × revision)."),
+        click.option("--sarif", metavar="PATH", help="Also write SARIF 2.1.0 for GitHub code scanning."),
+        click.option("--codequality", metavar="PATH", help="Also write a GitLab Code Quality report."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 @click.group(context_settings=CONTEXT)
@@ -81,8 +96,13 @@ def main() -> None:
 @click.option("--format", "format_", type=click.Choice(["console", "json"]), help="Output on stdout.")
 @click.option("--output", "-o", metavar="PATH", help="Also write the JSON report to PATH.")
 @click.option("--only", metavar="CHECKS", help="Comma-separated checks to run (graph,replay,drift).")
+@click.option("--base", metavar="REF", help="Git ref of the base branch (default: origin/$GITHUB_BASE_REF or "
+              "origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME): plan and lint the revisions this branch adds.")
+@_publish_options
 def check(config: str | None, app: str | None, migrations: str | None, sandbox: str | None, fail_on: str | None,
-          keep_sandbox: bool | None, format_: str | None, output: str | None, only: str | None) -> None:
+          keep_sandbox: bool | None, format_: str | None, output: str | None, only: str | None,
+          base: str | None = None, comment: str | None = None, junit: str | None = None, sarif: str | None = None,
+          codequality: str | None = None) -> None:
     """Check the migrations: heads and broken history, replay on a sandbox, drift from the models."""
 
     def body() -> int:
@@ -91,7 +111,8 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
         from ci_migrate.publish import console as console_out
 
         settings = _settings(config, app=app, migrations=migrations, sandbox=sandbox, fail_on=fail_on,
-                             keep_sandbox=keep_sandbox, format=format_, output=output)
+                             keep_sandbox=keep_sandbox, format=format_, output=output, base=base, comment=comment,
+                             junit=junit, sarif=sarif, codequality=codequality)
         _mask_secrets(settings)
         selected = None
         if only:
@@ -103,16 +124,63 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
         as_json = settings.format == "json"
         err = console_out.make_console(stderr=True)
         with _progress(err, enabled=not as_json) as progress:
-            report = pipeline.run_check(settings, only=selected, progress=progress)
-        if settings.output:
-            path = settings.resolve_path(settings.output)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(report.to_json(), encoding="utf-8")
-        if as_json:
-            click.echo(report.to_json())
-        else:
-            console_out.render(report, console_out.make_console())
-        return report.exit_code
+            report = pipeline.run_check(settings, only=selected, progress=progress, options={"base": settings.base})
+        return _publish(report, settings)
+
+    _guarded(body)
+
+
+def _publish(report: Any, settings: Any, *, pr_number: int | None = None, save: bool = True) -> int:
+    """Write the JSON report to ``--output``, print it (console or json), write the JUnit/SARIF/
+    Code Quality files asked for and publish on the detected CI (summary, annotations, outputs,
+    sticky comment); return the exit code. Publishing problems are notices on stderr, never failures."""
+    from ci_migrate.publish import ci
+    from ci_migrate.publish import console as console_out
+
+    path = lambda value: str(settings.resolve_path(value)) if value else None  # noqa: E731
+    if settings.output and save:
+        out = settings.resolve_path(settings.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report.to_json(), encoding="utf-8")
+    if settings.format == "json":
+        click.echo(report.to_json())
+    else:
+        console_out.render(report, console_out.make_console())
+    extra: dict[str, Any] = {"pr_number": pr_number} if pr_number is not None else {}
+    notices = ci.publish(report, env=os.environ, comment=settings.comment, report_path=path(settings.output),
+                         junit=path(settings.junit), sarif=path(settings.sarif),
+                         codequality=path(settings.codequality), root=settings.root, **extra)
+    for notice in notices:
+        click.echo(f"notice: {notice}", err=True)
+    return report.exit_code
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--target", "-t", required=True, metavar="NAME", help="Target from `targets:` in .ci-migrate.yml.")
+@click.option("--base", metavar="REF", help="Also compare with this git ref (marks revisions new/modified).")
+@click.option("--config", "-c", "config", metavar="PATH", help="Config file (default: ./.ci-migrate.yml).")
+@click.option("--app", metavar="IMPORT", help="Flask app import string, as FLASK_APP: 'pkg:create_app()', 'app.py'.")
+@click.option("--migrations", metavar="DIR", help="Migrations directory (default: the Migrate extension's).")
+@click.option("--fail-on", type=click.Choice(["error", "warning"]), help="Lowest severity that fails the run.")
+@click.option("--format", "format_", type=click.Choice(["console", "json"]), help="Output on stdout.")
+@click.option("--output", "-o", metavar="PATH", help="Also write the JSON report to PATH.")
+def plan(target: str, base: str | None, config: str | None, app: str | None, migrations: str | None,
+         fail_on: str | None, format_: str | None, output: str | None) -> None:
+    """Show what `flask db upgrade` would run on a target: pending revisions, their SQL, their risks.
+
+    Reads the target's version table in a read-only transaction; never writes, makes no sandbox.
+    """
+
+    def body() -> int:
+        from ci_migrate import pipeline
+
+        settings = _settings(config, app=app, migrations=migrations, fail_on=fail_on, format=format_, output=output)
+        _mask_secrets(settings)
+        settings.target_url(target)  # unknown target / unset variable: a config error before the app loads
+        report = pipeline.run_check(settings, only={"graph", "plan", "lint"}, options={"base": base, "target": target})
+        report.command, report.target = "plan", target
+        report.key = f"{report.key}:{target}"
+        return _publish(report, settings)
 
     _guarded(body)
 
@@ -142,6 +210,46 @@ class _progress:
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--report", "report_file", required=True, metavar="PATH", type=click.Path(dir_okay=False),
+              help="A JSON report written by `check --output`.")
+@click.option("--pr-number", type=int, help="Pull request to comment on (default: from the event payload, "
+              "or a `pr-number` file beside the report).")
+@click.option("--config", "-c", "config", metavar="PATH", help="Config file (default: ./.ci-migrate.yml).")
+@click.option("--format", "format_", type=click.Choice(["console", "json"]), help="Output on stdout.")
+@_publish_options
+def post(report_file: str, pr_number: int | None, config: str | None, format_: str | None, comment: str | None,
+         junit: str | None, sarif: str | None, codequality: str | None) -> None:
+    """Publish a saved report (comment, summary, annotations, files) without importing the app.
+
+    The safe half of the two-workflow pattern for pull requests from forks: a `pull_request` job
+    runs `check --output report.json` and uploads it; a `workflow_run` job downloads it and runs
+    `post`, which never executes the pull request's code and never touches a database.
+    """
+
+    def body() -> int:
+        from pydantic import ValidationError
+
+        from ci_migrate.errors import UsageError
+        from ci_migrate.report import Report
+
+        settings = _settings(config, format=format_, comment=comment, junit=junit, sarif=sarif,
+                             codequality=codequality, output=report_file)
+        _mask_secrets(settings)
+        path = Path(report_file)
+        try:
+            report = Report.from_json(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"{report_file}: cannot read the report: {exc.strerror}") from None
+        except (ValueError, ValidationError) as exc:
+            first = str(exc).splitlines()[0]
+            raise UsageError(f"{report_file}: not a ci-migrate report (schema version 1): {first}") from None
+        _publish(report, settings, pr_number=pr_number, save=False)
+        return 0
+
+    _guarded(body)
 
 
 @main.command(context_settings=CONTEXT)

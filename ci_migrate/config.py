@@ -38,6 +38,8 @@ DIFF_KINDS = (
     "add_fk", "remove_fk", "add_table_comment", "remove_table_comment",
 )
 SANDBOX_BACKENDS = ("postgresql", "mysql", "mariadb")
+SCOPES = ("pending", "all")  # which revisions the locks/roundtrip checks walk
+SCOPED_CHECKS = ("locks", "roundtrip")
 
 Severity = Literal["info", "warning", "error"]
 RuleLevel = Literal["off", "info", "warning", "error"]
@@ -94,21 +96,36 @@ class _Model(BaseModel):
 
 
 class Target(_Model):
-    """A named database environment. ``lock_wait`` is in seconds (≥ 0)."""
+    """A named database environment, used by ``apply`` (see docs/apply.md).
+
+    Times are in seconds (≥ 0): ``lock_wait`` bounds the wait for the migration lock;
+    ``lock_timeout``/``statement_timeout`` are set on the migrating session (0 = no limit);
+    a lock timeout is retried ``retries`` times, waiting ``retry_backoff`` × 2ⁿ between tries.
+    ``binds`` maps each extra bind of a multidb app to the variable holding its URL.
+    """
 
     url_env: EnvName = Field(description="the name of the environment variable holding this target's "
                                          "database URL, e.g. url-env: DATABASE_URL")
     lock_wait: float = Field(300, ge=0)
+    lock_timeout: float = Field(5, ge=0)
+    statement_timeout: float = Field(0, ge=0)
+    retries: int = Field(3, ge=0)
+    retry_backoff: float = Field(2, ge=0)
+    backup_command: str | None = None
+    drift_gate: bool = False
+    binds: dict[str, EnvName] = {}
 
 
 class CheckSetting(_Model):
-    """On/off and severity override for one check.
+    """On/off and severity override for one check; ``scope`` for the locks and roundtrip checks.
 
-    In YAML also a shorthand: ``true``/``false``/``on``/``off`` (enabled) or a severity string.
+    In YAML also a shorthand: ``true``/``false``/``on``/``off`` (enabled), a severity string, or a
+    scope (``pending``: the revisions the plan check found pending; ``all``: every revision, base → head).
     """
 
     enabled: bool = True
     severity: Severity | None = None
+    scope: Literal["pending", "all"] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -121,11 +138,13 @@ class CheckSetting(_Model):
                 return {"enabled": word in ("on", "true", "yes")}
             if word in SEVERITIES:
                 return {"severity": word}
+            if word in SCOPES:
+                return {"scope": word}
         if isinstance(value, (dict, CheckSetting)):
             return value
-        choices = ("on", "off", *SEVERITIES)
-        raise custom("check_setting", "must be on, off, a severity ('info', 'warning', 'error') or a mapping "
-                                      "{enabled: ..., severity: ...}"
+        choices = ("on", "off", *SEVERITIES, *SCOPES)
+        raise custom("check_setting", "must be on, off, a severity ('info', 'warning', 'error'), a scope "
+                                      "('pending', 'all') or a mapping {enabled: ..., severity: ..., scope: ...}"
                                       f" (got {show(value)}){did_you_mean(value, choices)}")
 
 
@@ -195,6 +214,21 @@ class _Keys(_Model):
     keep_sandbox: bool = False
     format: Literal["console", "json"] = "console"
     output: str | None = None
+    target: str | None = None
+    base: str | None = None
+    comment: Literal["always", "on-change", "never"] = "always"
+    junit: str | None = None
+    sarif: str | None = None
+    codequality: str | None = None
+
+    @field_validator("checks")
+    @classmethod
+    def _scoped(cls, value: dict[str, CheckSetting]) -> dict[str, CheckSetting]:
+        wrong = [name for name, setting in value.items() if setting.scope and name not in SCOPED_CHECKS]
+        if wrong:
+            raise custom("check_scope", f"a scope ('pending', 'all') only applies to the {' and '.join(SCOPED_CHECKS)} "
+                                        f"checks (got one for {', '.join(map(show, wrong))})")
+        return value
 
     @field_validator("sandbox")
     @classmethod
@@ -237,6 +271,11 @@ class Settings(_Keys):
         """Whether check ``name`` (one of :data:`CHECK_NAMES`) runs; default True. ValueError for unknown names."""
         _known_check(name)
         return self.checks.get(name, CheckSetting()).enabled
+
+    def check_scope(self, name: str) -> Literal["pending", "all"]:
+        """Which revisions check ``name`` (locks, roundtrip) walks: ``checks.<name>.scope``, default ``pending``."""
+        _known_check(name)
+        return self.checks.get(name, CheckSetting()).scope or "pending"
 
     def severity_for(self, check: str, rule_id: str, default: str) -> str | None:
         """Severity of a finding: ``rules[rule_id]`` beats ``checks[check].severity`` beats ``default``.
@@ -369,7 +408,8 @@ _STARTER: list[tuple[str, str, bool]] = [  # (one-line explanation, YAML, shown 
     ("Named databases for plan/apply; url-env names the variable holding the URL, lock-wait is in seconds.",
      "targets:\n  production:\n    url-env: DATABASE_URL\n    lock-wait: 300", False),
     ("Turn checks on/off or override their severity: on, off, info, warning, error, or {enabled, severity}.",
-     "checks:\n  roundtrip: off\n  lint: {enabled: true, severity: warning}", False),
+     "checks:\n  roundtrip: off\n  lint: {enabled: true, severity: warning}\n  locks: {scope: all}   # locks/roundtrip: "
+     "pending (default) or all revisions", False),
     ("Override one rule's severity: off, info, warning or error.",
      "rules:\n  CM106: off", False),
     ("Leave out of the drift check: tables and index/constraint names (globs), autogenerate diff kinds.",
@@ -381,6 +421,13 @@ _STARTER: list[tuple[str, str, bool]] = [  # (one-line explanation, YAML, shown 
     ("Keep the sandbox database after the run, for debugging.", "keep-sandbox: false", False),
     ("Report format on stdout: console or json.", "format: console", False),
     ("Also write the JSON report to this file.", "output: ci-migrate-report.json", False),
+    ("Target that plan/apply use when --target is not given.", "target: production", False),
+    ("Base branch whose migrations count as merged (default: the PR's base branch in GitHub/GitLab CI).",
+     "base: origin/main", False),
+    ("PR/MR comment: always (update every run), on-change (only when the body changes) or never.",
+     "comment: always", False),
+    ("Also write JUnit XML, SARIF 2.1.0 and GitLab Code Quality reports to these files.",
+     "junit: ci-migrate-junit.xml\nsarif: ci-migrate.sarif\ncodequality: gl-code-quality-report.json", False),
 ]
 
 

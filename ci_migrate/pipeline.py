@@ -35,7 +35,7 @@ CHECK_NAMES = tuple(name for name, _ in CHECKS)
 # Checks that run unless the config turns them on explicitly (they need a base or PostgreSQL).
 OPT_IN: set[str] = set()
 # Graph problems that stop alembic from loading the history at all.
-BLOCKING_GRAPH_RULES = {"CM102", "CM103", "CM104", "CM105"}
+BLOCKING_GRAPH_RULES = {"CM102", "CM103", "CM104", "CM105", "CM107"}
 
 
 @dataclass

@@ -38,11 +38,17 @@ def normalize_url(url: str | Any) -> Any:
     except ArgumentError as exc:
         raise UsageError(f"Not a database URL: {mask_url(str(url))} ({exc})") from None
     if parsed.drivername == "postgresql":
-        driver = "psycopg" if importlib.util.find_spec("psycopg") else "psycopg2"
+        driver = "psycopg" if _has_psycopg3_dialect() else "psycopg2"
         parsed = parsed.set(drivername=f"postgresql+{driver}")
     elif parsed.drivername in ("mysql", "mariadb") and importlib.util.find_spec("pymysql"):
         parsed = parsed.set(drivername=f"{parsed.drivername}+pymysql")
     return parsed
+
+
+def _has_psycopg3_dialect() -> bool:
+    """psycopg 3 is installed and SQLAlchemy (>= 2.0) has its dialect."""
+    return bool(importlib.util.find_spec("psycopg")) and bool(
+        importlib.util.find_spec("sqlalchemy.dialects.postgresql.psycopg"))
 
 
 def same_database(a: Any, b: Any) -> bool:

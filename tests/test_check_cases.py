@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import copy_app
+from support import copy_app
 
 
 def run_json(cli, app_dir, *args, env=None):

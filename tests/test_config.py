@@ -11,7 +11,7 @@ from ci_migrate.config import (CONFIG_FILENAME, Baseline, CheckSetting, ConfigEr
                                starter_config, write_starter)
 
 ALLOWED = ("    allowed keys: app, migrations, sandbox, sandbox-password-env, targets, checks, rules, ignore, "
-           "baseline, fail-on, keep-sandbox, format, output")
+           "baseline, fail-on, keep-sandbox, format, output, target, base, comment, junit, sarif, codequality")
 
 
 def write(directory: Path, text: str, name: str = CONFIG_FILENAME) -> Path:
@@ -229,7 +229,49 @@ def test_literal_target_url_is_refused_without_a_missing_url_env_error(tmp_path)
 def test_nested_unknown_key_lists_that_levels_keys(tmp_path):
     message = errors(tmp_path, "targets:\n  prod:\n    url-env: DB\n    lock-wiat: 5\n")
     assert message == (".ci-migrate.yml:4:5: targets.prod: unknown key 'lock-wiat' — did you mean 'lock-wait'?\n"
-                       "    allowed keys: url-env, lock-wait")
+                       "    allowed keys: url-env, lock-wait, lock-timeout, statement-timeout, retries, retry-backoff, "
+                       "backup-command, drift-gate, binds")
+
+
+def test_target_apply_keys(tmp_path):
+    write(tmp_path, """
+        targets:
+          production:
+            url-env: DATABASE_URL
+            lock-timeout: 2.5
+            statement-timeout: 600
+            retries: 0
+            retry-backoff: 0.5
+            backup-command: pg_dump "$DATABASE_URL" -Fc -f before-deploy.dump
+            drift-gate: true
+            binds: {audit: AUDIT_DATABASE_URL}
+          staging: {url-env: STAGING_URL}
+    """)
+    prod, staging = load(env={}, cwd=tmp_path).targets.values()
+    assert (prod.lock_timeout, prod.statement_timeout, prod.retries, prod.retry_backoff) == (2.5, 600, 0, 0.5)
+    assert prod.backup_command == 'pg_dump "$DATABASE_URL" -Fc -f before-deploy.dump'
+    assert prod.drift_gate is True and prod.binds == {"audit": "AUDIT_DATABASE_URL"}
+    assert staging == Target(url_env="STAGING_URL", lock_wait=300, lock_timeout=5, statement_timeout=0, retries=3,
+                             retry_backoff=2, backup_command=None, drift_gate=False, binds={})
+
+
+def test_target_apply_key_errors(tmp_path):
+    message = errors(tmp_path, """
+        targets:
+          prod:
+            url-env: DB
+            lock-timeout: -1
+            retries: 1.5
+            drift-gate: maybe
+            binds: {audit: "postgresql://u:hunter2@h/audit"}
+    """)
+    assert message.splitlines() == [
+        ".ci-migrate.yml:4:19: targets.prod.lock-timeout: must be at least 0 (got -1)",
+        ".ci-migrate.yml:5:14: targets.prod.retries: must be a whole number (got 1.5)",
+        ".ci-migrate.yml:6:17: targets.prod.drift-gate: must be true or false (on/off) (got 'maybe')",
+        ".ci-migrate.yml:7:20: targets.prod.binds.audit: must be the name of an environment variable, such as "
+        "DATABASE_URL (got 'postgresql://u:***@h/audit')",
+    ]
 
 
 def test_target_errors(tmp_path):
@@ -307,8 +349,8 @@ def test_check_rule_and_diff_kind_typos(tmp_path):
     assert message.splitlines() == [
         ".ci-migrate.yml:2:3: checks: unknown check 'grap' — did you mean 'graph'?",
         "    known checks: graph, replay, drift, plan, lint, locks, roundtrip",
-        ".ci-migrate.yml:3:9: checks.lint: must be on, off, a severity ('info', 'warning', 'error') or a mapping "
-        "{enabled: ..., severity: ...} (got 'maybe')",
+        ".ci-migrate.yml:3:9: checks.lint: must be on, off, a severity ('info', 'warning', 'error'), a scope "
+        "('pending', 'all') or a mapping {enabled: ..., severity: ..., scope: ...} (got 'maybe')",
         ".ci-migrate.yml:4:21: checks.drift.severity: must be one of 'info', 'warning', 'error' (got 'warn') "
         "— did you mean 'warning'?",
         ".ci-migrate.yml:6:3: rules: rule ids look like CM101 (got 'cm106') — did you mean 'CM106'?",
@@ -407,6 +449,22 @@ def test_check_shorthand(tmp_path, value, enabled, severity):
     assert s.checks["drift"] == CheckSetting(enabled=enabled, severity=severity)
     assert s.check_enabled("drift") is enabled
     assert s.check_enabled("graph") is True
+
+
+def test_check_scope_for_locks_and_roundtrip(tmp_path):
+    write(tmp_path, "checks:\n  locks: {scope: all, severity: info}\n  roundtrip: all\n")
+    s = load(env={}, cwd=tmp_path)
+    assert s.checks["locks"] == CheckSetting(enabled=True, severity="info", scope="all")
+    assert s.checks["roundtrip"] == CheckSetting(scope="all")
+    assert (s.check_scope("locks"), s.check_scope("roundtrip")) == ("all", "all")
+    assert Settings().check_scope("roundtrip") == "pending"  # the default: what the plan found pending
+    assert load(env={"CI_MIGRATE_CHECKS": "{roundtrip: pending}"}, cwd=tmp_path).check_scope("roundtrip") == "pending"
+    assert errors(tmp_path, "checks:\n  drift: all\n  lint: {scope: pending}\n") == (
+        ".ci-migrate.yml:1:1: checks: a scope ('pending', 'all') only applies to the locks and roundtrip checks "
+        "(got one for 'drift', 'lint')")
+    assert errors(tmp_path, "checks:\n  locks: {scope: some}\n") == (
+        ".ci-migrate.yml:2:18: checks.locks.scope: must be one of 'pending', 'all' (got 'some')")
+    assert "did you mean 'all'?" in errors(tmp_path, "checks:\n  roundtrip: al\n")
 
 
 def test_ignore_globbing():

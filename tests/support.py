@@ -1,0 +1,98 @@
+"""Helpers for the tests: the real database servers, copies of tests/apps/, running the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ROOT / "tests" / "apps"
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432/"
+MYSQL_SERVER = "mysql+pymysql://root@127.0.0.1:3306/"
+
+
+def reachable(url: str) -> bool:
+    import sqlalchemy as sa
+
+    from ci_migrate.sandbox import normalize_url
+
+    engine = sa.create_engine(normalize_url(url + ("postgres" if url.startswith("postgresql") else "")))
+    try:
+        with engine.connect():
+            return True
+    except Exception:  # noqa: BLE001
+        return False
+    finally:
+        engine.dispose()
+
+
+def ensure_server(url: str, start: list[str]) -> None:
+    """Make sure a database server answers; start it with the machine's own command if not."""
+    if reachable(url):
+        return
+    subprocess.run(start, check=False, capture_output=True)
+    for _ in range(60):
+        if reachable(url):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"database server {url} is not reachable and could not be started with {' '.join(start)}")
+
+
+def sandbox_databases(server: str) -> list[str]:
+    """Names of ci_migrate_* databases left on a server."""
+    import sqlalchemy as sa
+
+    if server.startswith("postgresql"):
+        url, sql = server + "postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'ci\\_migrate\\_%%'"
+    else:
+        url, sql = server, "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'ci\\_migrate\\_%%'"
+    from ci_migrate.sandbox import normalize_url
+
+    engine = sa.create_engine(normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            return [row[0] for row in conn.exec_driver_sql(sql)]
+    finally:
+        engine.dispose()
+
+
+def copy_app(name: str, dest: Path) -> Path:
+    """Copy tests/apps/<name> (or examples/<name> when given as 'examples/x') into ``dest``."""
+    source = ROOT / name if name.startswith("examples/") else APPS / name
+    target = dest / Path(name).name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "instance", "*.db"))
+    return target
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CI_MIGRATE_", "GITHUB_", "GITLAB_", "INPUT_", "FLASK_")) and k != "DATABASE_URL"}
+    env.update({"PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200", "NO_COLOR": "1"})
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240) -> Result:
+    """Run ``python -m ci_migrate ARGS`` as a user would, in ``cwd``."""
+    proc = subprocess.run([sys.executable, "-m", "ci_migrate", *args], cwd=cwd, env=clean_env(env),
+                          capture_output=True, text=True, timeout=timeout)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
