@@ -96,3 +96,8 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
                           capture_output=True, text=True, timeout=timeout)
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
+
+
+def by_name(report: dict, name: str) -> dict:
+    """The result of check ``name`` in a JSON report."""
+    return next(c for c in report["checks"] if c["name"] == name)

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from support import by_name
+
 SERVERS = ["sqlite", "postgresql", "mysql"]
 
 
@@ -19,8 +21,8 @@ def rule_ids(report):
     return sorted(f["rule_id"] for c in report["checks"] for f in c["findings"])
 
 
-def statuses(report):
-    return {c["name"]: c["status"] for c in report["checks"]}
+def statuses(report, names=("graph", "replay", "drift")):
+    return {c["name"]: c["status"] for c in report["checks"] if c["name"] in names}
 
 
 @pytest.mark.parametrize("server", SERVERS, indirect=True)
@@ -30,10 +32,10 @@ def test_clean_app_passes_everywhere(cli, app_dir, server):
     assert result.code == 0, result.text
     assert report["verdict"] == "passed"
     assert statuses(report) == {"graph": "passed", "replay": "passed", "drift": "passed"}
-    replay = report["checks"][1]["facts"]
+    replay = by_name(report, "replay")["facts"]
     assert len({r["revision"] for r in replay["revisions"]}) == 12
     assert all(r["status"] == "applied" and r["statements"] >= 1 for r in replay["revisions"])
-    assert report["checks"][0]["facts"]["heads"] == replay["heads_after"][""]
+    assert by_name(report, "graph")["facts"]["heads"] == replay["heads_after"][""]
 
 
 @pytest.mark.parametrize("server", SERVERS, indirect=True)
@@ -43,7 +45,7 @@ def test_tutorial_drift_reports_user_bio(cli, app_dir, server):
     assert result.code == 1, result.text
     assert report["verdict"] == "failed"
     assert rule_ids(report) == ["CM301"]
-    drift = report["checks"][2]["facts"]
+    drift = by_name(report, "drift")["facts"]
     (bind,) = drift["binds"]
     (table,) = bind["tables"]
     assert table["table"] == "user" and table["change"] == "changed"
@@ -62,9 +64,9 @@ def test_two_heads(cli, app_dir, server):
     result, report = check_json(cli, app_dir, server, "--app", "app.py")
     assert result.code == 1
     assert rule_ids(report) == ["CM101"]
-    finding = report["checks"][0]["findings"][0]
+    finding = by_name(report, "graph")["findings"][0]
     assert finding["fix"] == 'flask db merge -m "merge 1b5c2ebd16a4 and 34acf19d9d5c" 1b5c2ebd16a4 34acf19d9d5c'
-    graph = report["checks"][0]["facts"]
+    graph = by_name(report, "graph")["facts"]
     assert sorted(graph["heads"]) == ["1b5c2ebd16a4", "34acf19d9d5c"]
     assert {b["fork_point"] for b in graph["head_branches"]} == {"1521a969f997"}
     # both branches still replay ("upgrade heads") and the models match them
@@ -76,7 +78,7 @@ def test_missing_parent_skips_database_checks(cli, app_dir):
     result, report = check_json(cli, app_dir, "sqlite", "--app", "app.py")
     assert result.code == 1
     assert rule_ids(report) == ["CM102"]
-    finding = report["checks"][0]["findings"][0]
+    finding = by_name(report, "graph")["findings"][0]
     assert finding["file"] == "migrations/versions/ca25b46c16fe_create_comment_table.py"
     assert "66cbc7634180" in finding["title"]
     assert statuses(report) == {"graph": "failed", "replay": "skipped", "drift": "skipped"}
@@ -87,7 +89,7 @@ def test_duplicate_revision_id_names_both_files(cli, app_dir):
     result, report = check_json(cli, app_dir, "sqlite", "--app", "app.py")
     assert result.code == 1
     assert "CM103" in rule_ids(report)
-    finding = next(f for f in report["checks"][0]["findings"] if f["rule_id"] == "CM103")
+    finding = next(f for f in by_name(report, "graph")["findings"] if f["rule_id"] == "CM103")
     text = finding["message"] + finding["title"]
     assert "c907c333763e_add_user_last_seen.py" in text and "c907c333763e_create_comment_table.py" in text
 
@@ -96,7 +98,7 @@ def test_duplicate_revision_id_names_both_files(cli, app_dir):
 def test_syntax_error_file_and_line(cli, app_dir):
     result, report = check_json(cli, app_dir, "sqlite", "--app", "app.py")
     assert result.code == 1
-    finding = next(f for f in report["checks"][0]["findings"] if f["rule_id"] == "CM105")
+    finding = next(f for f in by_name(report, "graph")["findings"] if f["rule_id"] == "CM105")
     assert finding["file"] == "migrations/versions/dda3e61facea_add_post_slug_and_post_created_at.py"
     assert finding["line"] == 22
 
@@ -106,7 +108,7 @@ def test_syntax_error_file_and_line(cli, app_dir):
 def test_multidb_every_bind_gets_its_own_sandbox(cli, app_dir, server):
     result, report = check_json(cli, app_dir, server, "--app", "app.py")
     assert result.code == 0, result.text
-    replay = report["checks"][1]["facts"]
+    replay = by_name(report, "replay")["facts"]
     assert set(replay["heads_after"]) == {"", "audit"}
     assert replay["heads_after"][""] == replay["heads_after"]["audit"]
     assert {r["bind"] for r in replay["revisions"]} == {None, "audit"}
@@ -118,7 +120,7 @@ def test_branch_labels_and_merges_are_valid_history(cli, app_dir, server):
     result, report = check_json(cli, app_dir, server, "--app", "app.py")
     assert result.code == 0, result.text
     assert rule_ids(report) == []
-    graph = report["checks"][0]["facts"]
+    graph = by_name(report, "graph")["facts"]
     assert len(graph["heads"]) == 1 and graph["merge_points"] and graph["branch_points"]
 
 

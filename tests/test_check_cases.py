@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from support import copy_app
+from support import by_name, copy_app
 
 
 def run_json(cli, app_dir, *args, env=None):
@@ -24,7 +24,7 @@ def test_first_revision_on_create_all_table_suggests_a_baseline(cli, app_dir, se
     assert finding["revision"] == "860473c5a52e"
     assert finding["file"] == "migrations/versions/860473c5a52e_add_user_last_login.py"
     assert "baseline:" in finding["fix"] and "revision: 860473c5a52e" in finding["fix"]
-    assert report["checks"][2]["status"] == "skipped"
+    assert by_name(report, "drift")["status"] == "skipped"
 
 
 @pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
@@ -36,9 +36,9 @@ def test_baseline_schema_file_lets_the_replay_start_there(cli, app_dir, server):
         "app: app.py\nbaseline:\n  revision: base\n  schema: schema.sql\n")
     result, report = run_json(cli, app_dir, "--sandbox", server)
     assert result.code == 0, result.text
-    replay = report["checks"][1]["facts"]
+    replay = by_name(report, "replay")["facts"]
     assert [r["revision"] for r in replay["revisions"]] == ["860473c5a52e", "4a0f79a0c0e8", "1feb6e0abffe"]
-    assert report["checks"][2]["status"] == "passed"
+    assert by_name(report, "drift")["status"] == "passed"
 
 
 @pytest.mark.parametrize("app_dir", ["baseline_needed"], indirect=True)
@@ -46,8 +46,8 @@ def test_baseline_create_all(cli, app_dir):
     (app_dir / ".ci-migrate.yml").write_text("app: app.py\nbaseline:\n  revision: 1feb6e0abffe\n  create-all: true\n")
     result, report = run_json(cli, app_dir)
     assert result.code == 0, result.text
-    assert report["checks"][1]["facts"]["start"] == "1feb6e0abffe"
-    assert report["checks"][1]["facts"]["revisions"] == []
+    assert by_name(report, "replay")["facts"]["start"] == "1feb6e0abffe"
+    assert by_name(report, "replay")["facts"]["revisions"] == []
 
 
 @pytest.mark.parametrize("app_dir", ["empty_message"], indirect=True)
@@ -100,7 +100,7 @@ def test_app_found_by_flask_discovery(cli, tmp_path):
     app_dir = copy_app("tutorial_drift", tmp_path)
     result, report = run_json(cli, app_dir)
     assert result.code == 1 and report["app"] is None
-    assert report["checks"][2]["findings"][0]["rule_id"] == "CM301"
+    assert by_name(report, "drift")["findings"][0]["rule_id"] == "CM301"
 
 
 def test_config_typo_is_a_usage_error(cli, tmp_path):

@@ -18,7 +18,7 @@ from ci_migrate.report import BindDrift, CheckResult, DiffItem, DriftFacts, Find
 _OBJECT_TYPES = ("index", "unique_constraint", "foreign_key_constraint")
 
 
-class _Ignorer:
+class Ignorer:
     """``include_object`` hook applying the config's ``ignore`` rules, chained to the project's own."""
 
     def __init__(self, ignore: Any, chained: Any):
@@ -97,9 +97,10 @@ def _render(ops: Any, opts: dict[str, Any]) -> tuple[str, set[str]]:
     from alembic import autogenerate as autogen
 
     imports: set[str] = set()
+    extra = {"user_module_prefix": opts["user_module_prefix"]} if opts.get("user_module_prefix") else {}  # alembic >= 1.8
     code = autogen.render_python_code(
         ops, render_as_batch=bool(opts.get("render_as_batch")), imports=imports,
-        render_item=opts.get("render_item"), user_module_prefix=opts.get("user_module_prefix"),
+        render_item=opts.get("render_item"), **extra,
     )
     return code, imports
 
@@ -127,7 +128,7 @@ def compare(project: Any, sandbox: Any, settings: Any, *, production_dialect: st
     are artefacts of the sandbox dialect).
     """
     started = time.perf_counter()
-    ignorer = _Ignorer(settings.ignore, project.configure_args.get("include_object"))
+    ignorer = Ignorer(settings.ignore, project.configure_args.get("include_object"))
     script, opts = autogenerate(project, sandbox, {"include_object": ignorer})
     approximate = bool(production_dialect and production_dialect != sandbox.dialect)
     dialect = sandbox.engines[None].dialect
