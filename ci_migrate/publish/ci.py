@@ -48,12 +48,14 @@ def publish(
     sarif: str | None,
     codequality: str | None,
     root: Path,
+    pr_number: int | None = None,
 ) -> list[str]:
     """Write the files asked for, then publish natively on the detected CI; returns notices.
 
     ``junit``/``sarif``/``codequality`` are output paths (relative ones are taken relative to the
     current directory) or ``None``; ``root`` is the repository root SARIF locations are relative
-    to. On GitHub Actions: summary, annotations, outputs and the PR comment
+    to; ``pr_number`` overrides the pull request found in the event (``post --pr-number``). On
+    GitHub Actions: summary, annotations, outputs and the PR comment
     (:func:`~ci_migrate.publish.github.publish_github`, writing to ``sys.stdout``); on GitLab:
     the MR note and Code Quality (:func:`~ci_migrate.publish.gitlab.publish_gitlab`). Elsewhere
     only the files. Raises ``OSError`` when a file cannot be written and ``ValueError`` for an
@@ -68,7 +70,7 @@ def publish(
         from ci_migrate.publish.github import publish_github
 
         notices = publish_github(report, env=env, comment=comment, report_path=report_path,
-                                 out=sys.stdout)
+                                 out=sys.stdout, pr_number=pr_number)
         if codequality:
             write_codequality(report, Path(codequality))
         return notices
