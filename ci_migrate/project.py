@@ -90,15 +90,29 @@ class Project:
         return None
 
 
-def check_versions() -> None:
-    """Raise :class:`EnvironmentProblem` when an installed library is older than supported."""
+def installed_versions() -> dict[str, str | None]:
+    """Installed version of each library in :data:`MINIMUM_VERSIONS` (``None`` if missing)."""
+    found: dict[str, str | None] = {}
+    for dist in MINIMUM_VERSIONS:
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
+def check_versions(installed: dict[str, str | None] | None = None) -> None:
+    """Raise :class:`EnvironmentProblem` when a library is missing or older than supported.
+
+    ``installed`` maps distribution name → version (default: what is installed here).
+    """
     from packaging.version import Version
 
+    installed = installed_versions() if installed is None else installed
     for dist, floor in MINIMUM_VERSIONS.items():
-        try:
-            found = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            raise EnvironmentProblem(f"{dist} is not installed; ci-migrate needs {dist} >= {floor}.") from None
+        found = installed.get(dist)
+        if found is None:
+            raise EnvironmentProblem(f"{dist} is not installed; ci-migrate needs {dist} >= {floor}.")
         if Version(found) < Version(floor):
             raise EnvironmentProblem(
                 f"{dist} {found} is installed, but ci-migrate supports {dist} >= {floor}. "
