@@ -29,7 +29,6 @@ def make_console(stderr: bool = False, **kwargs: Any) -> Any:
 def render(report: Report, console: Any) -> None:
     """Print the report for a person reading a CI log or a terminal."""
     from rich.markup import escape
-    from rich.table import Table
 
     where = [f"app [bold]{escape(report.app or '(flask discovery)')}[/]", f"migrations [bold]{escape(report.migrations or '?')}[/]"]
     if report.sandbox:
@@ -37,13 +36,16 @@ def render(report: Report, console: Any) -> None:
         where.append(f"sandbox [bold]{escape(sandbox)}[/]" + (" [yellow](kept)[/]" if report.sandbox.kept else ""))
     console.print(f"[bold]ci-migrate {report.version}[/] · " + " · ".join(where))
     console.print()
-    table = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False)
-    for check in report.checks:
+    name_width = max((len(c.name) for c in report.checks), default=0)
+    status_width = max((len(c.status) for c in report.checks), default=0)
+    for check in report.checks:  # aligned columns, no padding after the summary (clean CI logs)
         icon, colour = _STATUS[check.status]
-        table.add_row(f"[{colour}]{icon}[/]", f"[bold]{check.name}[/]", f"[{colour}]{check.status}[/]",
-                      escape(check.summary))
-    console.print(table)
+        console.print(f"[{colour}]{icon}[/]  [bold]{check.name:<{name_width}}[/]  "
+                      f"[{colour}]{check.status:<{status_width}}[/]  {escape(check.summary)}")
+    _render_apply(report, console)
+    _render_plan(report, console)
     _render_drift(report, console)
+    _render_walks(report, console)
     _render_findings(report, console)
     for note in report.notes:
         console.print(f"[cyan]note:[/] {escape(note)}")
@@ -51,6 +53,68 @@ def render(report: Report, console: Any) -> None:
         console.print(f"[yellow]The sandbox was kept:[/] {escape(report.sandbox.url)}")
     console.print()
     _render_verdict(report, console)
+
+
+def _render_apply(report: Report, console: Any) -> None:
+    """``apply``: the target, the lock, each revision run (or, in a dry run, planned with its SQL)."""
+    from rich.markup import escape
+    from rich.padding import Padding
+    from rich.text import Text
+
+    facts = report.apply
+    if facts is None:
+        return
+
+    def heads(by_bind: dict[str, list[str]]) -> str:
+        if len(by_bind) <= 1:
+            return ", ".join(next(iter(by_bind.values()), [])) or "base"
+        return "; ".join(f"{bind or 'default'}: {', '.join(revs) or 'base'}" for bind, revs in by_bind.items())
+
+    console.print()
+    line = f"[bold]Target {escape(facts.target)}[/] · {escape(facts.url)}"
+    if facts.lock:
+        line += f" · lock {escape(facts.lock)}" + (f" (waited {facts.lock_wait_s:.1f} s)" if facts.lock_wait_s else "")
+    console.print(line)
+    after = f" → {escape(heads(facts.to_heads))}" if facts.to_heads else ""
+    console.print(f"  revision {escape(heads(facts.from_heads))}{after}")
+    if facts.dry_run:
+        for planned in facts.pending:
+            console.print(f"  [cyan]•[/] [bold]{planned.revision}[/] {escape(planned.message or '')}")
+            body = planned.sql if planned.sql is not None else f"-- no offline SQL: {planned.sql_error}"
+            console.print(Padding(Text(body.strip()), (0, 0, 0, 6), expand=False))
+        return
+    marks = {"applied": ("✔", "green"), "failed": ("✘", "red"), "rolled_back": ("↺", "yellow")}
+    for run in facts.applied:
+        icon, colour = marks[run.status]
+        bind = f" [dim]\\[bind {escape(run.bind)}][/]" if run.bind else ""
+        what = "" if run.status == "applied" else f" [{colour}]{run.status.replace('_', ' ')}[/]"
+        console.print(f"  [{colour}]{icon}[/] [bold]{run.revision}[/]{bind} {escape(run.message or '')}{what} "
+                      f"[dim]({run.duration_ms:.0f} ms, {run.statements or 0} statements)[/]")
+    if facts.retries:
+        console.print(f"  [yellow]{facts.retries} lock timeout(s) retried[/]")
+
+
+def _render_plan(report: Report, console: Any) -> None:
+    """The pending revisions (vs the base branch or a target): status, operations, offline SQL."""
+    from rich.markup import escape
+    from rich.padding import Padding
+    from rich.text import Text
+
+    plan = report.plan
+    if not plan or not plan.pending:
+        return
+    kind, _, name = plan.against.partition(":")
+    console.print()
+    where = f"on target {name}" if kind == "target" else f"vs {name}"
+    console.print(f"[bold]Pending revisions {escape(where)}[/] (upgrade order; {escape(plan.dialect or '?')} SQL)")
+    for planned in plan.pending:
+        who = f", {planned.author}" if planned.author else ""
+        console.print(f"  [cyan]•[/] [bold]{planned.revision}[/] {escape(planned.message or '')} "
+                      f"[dim]({planned.status}{escape(who)}) {escape(planned.file or '')}[/]")
+        for operation in planned.operations:
+            console.print(f"      - {escape(operation)}")
+        body = planned.sql if planned.sql is not None else f"-- no offline SQL: {planned.sql_error}"
+        console.print(Padding(Text(body.strip(), style="dim"), (0, 0, 0, 6), expand=False))
 
 
 def _render_drift(report: Report, console: Any) -> None:
@@ -84,6 +148,39 @@ def _render_drift(report: Report, console: Any) -> None:
 def _indent(code: str) -> str:
     lines = [line for line in code.strip("\n").splitlines()]
     return "\n".join(line if line.startswith("    ") else "    " + line for line in lines)
+
+
+def _render_walks(report: Report, console: Any) -> None:
+    """Lock trace (revisions that lock tables existing before them) and round-trip steps that are not ok."""
+    import re
+
+    from rich.markup import escape
+
+    def mode(name: str) -> str:  # AccessExclusiveLock → ACCESS EXCLUSIVE (the PostgreSQL docs' names)
+        return " ".join(re.findall(r"[A-Z][a-z]+", name.removesuffix("Lock"))).upper()
+
+    locks = report.locks
+    traced = [r for r in (locks.revisions if locks else []) if r.locks or r.rewrites]
+    if traced:
+        console.print()
+        console.print("[bold]Locks on existing tables[/] (PostgreSQL sandbox; the strongest each revision takes per table)")
+        table = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False)
+        for r in traced:
+            held = ", ".join(f"{mode(h.mode)} {h.relation}" for h in r.locks)
+            rewrites = f" · [red]rewrites {', '.join(r.rewrites)}[/]" if r.rewrites else ""
+            table.add_row(f"  [bold]{r.revision}[/]", escape(r.message or ""), escape(held) + rewrites)
+        console.print(table)
+    steps = [s for s in (report.roundtrip.steps if report.roundtrip else []) if s.status != "ok"]
+    if steps:
+        console.print()
+        console.print("[bold]Round trip[/] (upgrade → downgrade → upgrade; revisions that are not ok)")
+        marks = {"leaky": ("✘", "red"), "failed": ("✘", "red"), "irreversible": ("!", "yellow"), "skipped": ("–", "dim")}
+        table = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False)
+        for s in steps:
+            icon, colour = marks[s.status]
+            table.add_row(f"  [{colour}]{icon}[/] [bold]{s.revision}[/]", escape(s.message or ""),
+                          f"[{colour}]{s.status}[/]: {escape(s.detail or '')}")
+        console.print(table)
 
 
 def _render_findings(report: Report, console: Any) -> None:
