@@ -1,0 +1,143 @@
+"""The lint check: risk rules on each pending revision's alembic operations and offline SQL.
+
+Reads the plan the plan check left in ``ctx.data["plan"]`` (pending revisions, the
+``MigrateOperation`` objects each one performed with the line of the call, and its SQL). Each rule
+is one module of this package with ``RULE`` (:class:`~.base.Rule`) and ``check(view)``; rule ids
+are CM501–CM514 and CM520 (squawk), documented in ``docs/rules/``. The default "empty message" is
+the graph check's CM106 and is not repeated here.
+
+A finding is silenced inline with ``# ci-migrate: ignore[CM502] reason`` on the flagged line or on a
+comment line right above it; such a comment before the first ``def`` of the file silences the rule
+for the whole revision. ``rules: {CM502: off}`` in .ci-migrate.yml silences it everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from types import ModuleType
+from typing import Any
+
+from ci_migrate.checks.lint import (
+    add_not_null,
+    constraint_not_valid,
+    data_and_schema,
+    drop_column,
+    drop_table,
+    empty_downgrade,
+    enum_change,
+    index_not_concurrent,
+    mysql_ddl,
+    rename,
+    set_not_null,
+    squawk,
+    type_change,
+    unique_constraint,
+    unnamed_constraint,
+)
+from ci_migrate.checks.lint.base import Hit, RevisionView, Rule
+from ci_migrate.report import CheckResult, Finding, LintFacts
+
+RULES: tuple[ModuleType, ...] = (
+    drop_table, drop_column, rename, add_not_null, set_not_null, type_change, index_not_concurrent,
+    constraint_not_valid, unique_constraint, enum_change, empty_downgrade, unnamed_constraint, data_and_schema,
+    mysql_ddl,
+)
+_IGNORE = re.compile(r"#\s*ci-migrate:\s*ignore\[(?P<ids>[^\]]+)\]\s*(?P<reason>.*)$")
+
+
+def run(ctx: Any) -> CheckResult:
+    """Judge the pending revisions of ``ctx.data["plan"]``; skipped when nothing was planned."""
+    plan = ctx.data.get("plan")
+    if plan is None:
+        why = ctx.blocked or ("skipped: no base branch or target to plan against — pass --base origin/main "
+                              "(set automatically in pull/merge requests) or run `ci-migrate plan --target NAME`")
+        return CheckResult(name="lint", status="skipped", summary=why)
+    started = time.perf_counter()
+    views = views_of(plan)
+    found: list[tuple[RevisionView, Rule, Hit]] = []
+    evaluated = [m.RULE for m in RULES if m.RULE.applies_to(plan.dialect)]
+    for view in views:
+        for module in RULES:
+            if module.RULE.applies_to(plan.dialect):
+                found += [(view, module.RULE, hit) for hit in module.check(view)]
+    covered = {name: m.RULE for m in RULES for name in m.RULE.squawk}
+    squawk_version = squawk_problem = None
+    if plan.dialect == "postgresql":
+        extra, squawk_version, squawk_problem = squawk.lint(views, covered)
+        found += extra
+        evaluated.append(squawk.RULE)
+    findings, suppressed = _findings(ctx, found)
+    facts = LintFacts(revisions=[v.revision for v in views], rules=[r.id for r in evaluated],
+                      squawk=squawk_version, suppressed=suppressed)
+    return CheckResult(name="lint", status=CheckResult.status_for(findings),
+                       summary=_summary(findings, views, plan.dialect, suppressed, squawk_version)
+                       + (f"; {squawk_problem}" if squawk_problem else ""),
+                       duration_s=round(time.perf_counter() - started, 3), findings=findings, facts=facts)
+
+
+def views_of(plan: Any) -> list[RevisionView]:
+    """One :class:`RevisionView` per pending revision; tables created by earlier pending revisions
+    count as new for the later ones (they are empty when those run)."""
+    views, created = [], set()
+    for item in plan.revisions:
+        created |= item.created_tables
+        views.append(RevisionView(
+            revision=item.revision, message=item.message, file=item.file, rel_file=item.rel_file,
+            dialect=plan.dialect, ops=item.rendered.ops, statements=item.rendered.statements,
+            new_tables=set(created), rendered=item.rendered.error is None))
+    return views
+
+
+def suppressions(source: str) -> tuple[dict[str, str], dict[int, dict[str, str]]]:
+    """``(file-wide {rule: reason}, {line: {rule: reason}})`` from ``# ci-migrate: ignore[ID,…] reason``.
+
+    A comment at the end of a line covers that line; a comment on a line of its own covers the next
+    code line, or the whole file when it comes before the first ``def``.
+    """
+    whole: dict[str, str] = {}
+    by_line: dict[int, dict[str, str]] = {}
+    lines = source.splitlines()
+    first_def = next((i for i, line in enumerate(lines) if line.startswith(("def ", "async def "))), len(lines))
+    for index, line in enumerate(lines):
+        match = _IGNORE.search(line)
+        if not match:
+            continue
+        ids = {i.strip().upper(): match["reason"].strip() for i in match["ids"].split(",") if i.strip()}
+        if not line.strip().startswith("#"):
+            by_line.setdefault(index + 1, {}).update(ids)
+        elif index < first_def:
+            whole.update(ids)
+        else:
+            target = next((j for j in range(index + 1, len(lines)) if not lines[j].strip().startswith("#")), index)
+            by_line.setdefault(target + 1, {}).update(ids)
+    return whole, by_line
+
+
+def _findings(ctx: Any, found: list[tuple[RevisionView, Rule, Hit]]) -> tuple[list[Finding], int]:
+    findings, suppressed = [], 0
+    cache: dict[str, tuple[dict[str, str], dict[int, dict[str, str]]]] = {}
+    for view, rule, hit in found:
+        whole, by_line = cache.setdefault(view.revision, suppressions(view.source))
+        if rule.id in whole or (hit.line is not None and rule.id in by_line.get(hit.line, {})):
+            suppressed += 1
+            continue
+        findings.append(Finding(
+            check="lint", rule_id=rule.id, severity=hit.severity or rule.severity,  # type: ignore[arg-type]
+            title=f"{view.revision}: {hit.title}", message=hit.message, file=view.rel_file, line=hit.line,
+            revision=view.revision, bind=hit.bind, fix=hit.fix or rule.fix,
+            details={"rule": rule.name, **hit.details}))
+    return findings, suppressed
+
+
+def _summary(findings: list[Finding], views: list[RevisionView], dialect: str, suppressed: int,
+             squawk_version: str | None) -> str:
+    n = len(views)
+    where = f"{n} pending revision{'s' if n != 1 else ''} ({dialect})"
+    text = (f"{len(findings)} risk{'s' if len(findings) != 1 else ''} in {where}" if findings
+            else f"no risky operations in {where}" if views else "no pending revisions to lint")
+    if suppressed:
+        text += f"; {suppressed} silenced inline"
+    if dialect == "postgresql" and views:
+        text += f"; squawk {squawk_version}" if squawk_version else "; squawk not installed (pip install squawk-cli)"
+    return text

@@ -1,0 +1,37 @@
+"""CM513: a revision mixes data changes (op.execute DML, op.bulk_insert) with schema changes."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from ci_migrate.checks.lint.base import Hit, RevisionView, Rule, data_table, is_data_op
+
+RULE = Rule(
+    id="CM513", name="data-and-schema", severity="warning",
+    summary="changes data and schema of existing tables in the same revision",
+    fix=("Move the data change into its own revision, after the schema change (and the schema change that needs "
+         "the data, such as NOT NULL, into the one after). Backfill big tables in batches "
+         "(UPDATE ... WHERE id BETWEEN :a AND :b), or outside the migration."),
+)
+
+
+def check(view: RevisionView) -> Iterator[Hit]:
+    data = [o for o in view.ops if is_data_op(o) and view.existing(data_table(o))]
+    schema = [o for o in view.ops if not is_data_op(o) and view.existing(o.table)]
+    if not data or not schema:
+        return
+    tables = sorted({t for t in (data_table(o) for o in data) if t})
+    written = ", ".join(f"`{t}`" for t in tables) or "existing tables"
+    altered = sorted({o.table for o in schema if o.table})
+    if view.mysql:
+        why = ("MySQL/MariaDB commit every DDL statement implicitly, so the two are not atomic: if the data change "
+               "fails, the schema change stays applied while alembic_version still names the previous revision, "
+               "and the next upgrade fails re-running it.")
+    elif view.postgresql:
+        why = ("Both run in one transaction: the locks the schema change took (ACCESS EXCLUSIVE for ALTER TABLE) "
+               f"are held until the data change has gone over every row of {written}, so the table is blocked "
+               "for the whole backfill.")
+    else:
+        why = "A long data change keeps the schema change's transaction, and its locks, open for its whole run."
+    yield Hit(data[0].line, f"writes data to {written} in the same revision as it alters "
+              f"{', '.join(f'`{t}`' for t in altered) or 'the schema'}", why, bind=data[0].bind)
