@@ -1,4 +1,4 @@
-"""Command line: ``ci-migrate check | plan | init`` (``python -m ci_migrate``).
+"""Command line: ``ci-migrate check | plan | apply | post | init`` (``python -m ci_migrate``).
 
 Exit codes: 0 passed, 1 findings at or above ``fail-on``, 2 usage or configuration error,
 3 environment error (app import, database unreachable, unsupported library versions).
@@ -174,12 +174,59 @@ def plan(target: str, base: str | None, config: str | None, app: str | None, mig
     def body() -> int:
         from ci_migrate import pipeline
 
-        settings = _settings(config, app=app, migrations=migrations, fail_on=fail_on, format=format_, output=output)
+        settings = _settings(config, app=app, migrations=migrations, fail_on=fail_on, format=format_, output=output,
+                             base=base)
         _mask_secrets(settings)
         settings.target_url(target)  # unknown target / unset variable: a config error before the app loads
-        report = pipeline.run_check(settings, only={"graph", "plan", "lint"}, options={"base": base, "target": target})
+        report = pipeline.run_check(settings, only={"graph", "plan", "lint"},
+                                    options={"base": settings.base, "target": target})
         report.command, report.target = "plan", target
         report.key = f"{report.key}:{target}"
+        return _publish(report, settings)
+
+    _guarded(body)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--target", "-t", required=True, metavar="NAME", help="Target from `targets:` in .ci-migrate.yml.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and each revision's SQL; write nothing, take no lock.")
+@click.option("--allow-drift", is_flag=True, help="Apply even if the drift gate finds hand-made changes (CM805).")
+@click.option("--allow-multiple-heads", is_flag=True,
+              help="Upgrade to every head, as `flask db upgrade heads`, instead of refusing (CM802).")
+@click.option("--drift-gate/--no-drift-gate", default=None,
+              help="Compare the live schema with the migrations before upgrading (default: targets.<name>.drift-gate).")
+@click.option("--sandbox", metavar="URL", help="Server for the drift gate's throwaway database (the target's kind).")
+@click.option("--config", "-c", "config", metavar="PATH", help="Config file (default: ./.ci-migrate.yml).")
+@click.option("--app", metavar="IMPORT", help="Flask app import string, as FLASK_APP: 'pkg:create_app()', 'app.py'.")
+@click.option("--migrations", metavar="DIR", help="Migrations directory (default: the Migrate extension's).")
+@click.option("--fail-on", type=click.Choice(["error", "warning"]), help="Lowest severity that fails the run.")
+@click.option("--format", "format_", type=click.Choice(["console", "json"]), help="Output on stdout.")
+@click.option("--output", "-o", metavar="PATH", help="Also write the JSON report to PATH.")
+@_publish_options
+def apply(target: str, dry_run: bool, allow_drift: bool, allow_multiple_heads: bool, drift_gate: bool | None,
+          sandbox: str | None, config: str | None, app: str | None, migrations: str | None, fail_on: str | None,
+          format_: str | None, output: str | None, comment: str | None, junit: str | None, sarif: str | None,
+          codequality: str | None) -> None:
+    """Upgrade a target database to head: under a lock, one revision per transaction, with a report.
+
+    Refuses a database at a revision this code does not know, and several heads. See docs/apply.md.
+    """
+
+    def body() -> int:
+        from ci_migrate.apply import run_apply
+
+        settings = _settings(config, app=app, migrations=migrations, sandbox=sandbox, fail_on=fail_on, format=format_,
+                             output=output, comment=comment, junit=junit, sarif=sarif, codequality=codequality)
+        _mask_secrets(settings)
+        if os.environ.get("GITHUB_ACTIONS") == "true" and target in settings.targets:  # multidb binds' URLs too
+            from ci_migrate.masking import url_password
+            from ci_migrate.publish.workflow import register_masks
+
+            binds = settings.targets[target].binds.values()
+            register_masks([url_password(os.environ.get(var, "")) or "" for var in binds])
+        report = run_apply(settings, target, dry_run=dry_run, allow_drift=allow_drift,
+                           allow_multiple_heads=allow_multiple_heads, drift_gate=drift_gate,
+                           say=lambda line: click.echo(f"ci-migrate: {line}", err=True))
         return _publish(report, settings)
 
     _guarded(body)

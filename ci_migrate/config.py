@@ -408,8 +408,8 @@ _STARTER: list[tuple[str, str, bool]] = [  # (one-line explanation, YAML, shown 
     ("Named databases for plan/apply; url-env names the variable holding the URL, lock-wait is in seconds.",
      "targets:\n  production:\n    url-env: DATABASE_URL\n    lock-wait: 300", False),
     ("Turn checks on/off or override their severity: on, off, info, warning, error, or {enabled, severity}.",
-     "checks:\n  roundtrip: off\n  lint: {enabled: true, severity: warning}\n  locks: {scope: all}   # locks/roundtrip: "
-     "pending (default) or all revisions", False),
+     ("checks:\n  roundtrip: off\n  lint: {enabled: true, severity: warning}\n  locks: {scope: all}   # locks/roundtrip: "
+      "pending (default) or all revisions"), False),
     ("Override one rule's severity: off, info, warning or error.",
      "rules:\n  CM106: off", False),
     ("Leave out of the drift check: tables and index/constraint names (globs), autogenerate diff kinds.",

@@ -386,6 +386,8 @@ def _describe(err: dict[str, Any], model: type[BaseModel],
         msg = f"must be one of {', '.join(map(repr, choices))}{got}" + did_you_mean(given, choices)
     elif kind in ("bool_type", "bool_parsing"):
         msg = f"must be true or false (on/off){got}"
+    elif kind == "int_from_float":
+        msg = f"must be a whole number{got}"
     elif kind.startswith(("float_", "int_")):
         msg = f"must be a number{got}"
     elif kind in ("greater_than_equal", "greater_than"):

@@ -22,7 +22,7 @@ _BIND = re.compile(r"Migrating database (?P<name>\S+)")
 Progress = Callable[[int, int, str], None]  # (done, total, revision)
 
 
-class _Recorder:
+class Recorder:
     """Follows alembic's log and ``on_version_apply`` callbacks to time each revision."""
 
     def __init__(self, total: int, progress: Progress | None):
@@ -97,14 +97,15 @@ def _dialect_mismatch(sandbox: str, production: str, source: str, has_targets: b
 
 
 def replay(project: Any, sandbox: Any, settings: Any, *, revision_files: dict[str, Path],
-           progress: Progress | None = None) -> CheckResult:
-    """Upgrade ``sandbox`` to heads through the project's env.py; see :func:`run`."""
+           progress: Progress | None = None, destination: tuple[str, ...] | None = None) -> CheckResult:
+    """Upgrade ``sandbox`` to heads (or to the ``destination`` revisions) through the project's
+    env.py; see :func:`run`."""
     from alembic import command
     from sqlalchemy import event
 
     started = time.perf_counter()
     total = len(revision_files) * max(1, len(project.bind_keys) if project.multidb else 1)
-    recorder = _Recorder(total, progress)
+    recorder = Recorder(total, progress)
     facts = ReplayFacts(dialect=sandbox.dialect)
     findings: list[Finding] = []
     for engine in sandbox.engines.values():
@@ -116,9 +117,9 @@ def replay(project: Any, sandbox: Any, settings: Any, *, revision_files: dict[st
             try:
                 if baseline is not None:
                     facts.start = baseline.revision
-                    _apply_baseline(project, sandbox, settings)
+                    apply_baseline(project, sandbox, settings)
                     command.stamp(config, baseline.revision)
-                command.upgrade(config, "heads")
+                command.upgrade(config, destination or "heads")
             except Exception as exc:  # a revision failed: report it, do not crash
                 findings.append(_failure(project, recorder, exc, revision_files, settings))
     finally:
@@ -126,7 +127,7 @@ def replay(project: Any, sandbox: Any, settings: Any, *, revision_files: dict[st
             event.remove(engine, "before_cursor_execute", recorder.on_statement)
     facts.revisions = recorder.runs
     if not findings:
-        facts.heads_after, problem = _verify_heads(project, sandbox)
+        facts.heads_after, problem = _verify_heads(project, sandbox, destination)
         if problem:
             findings.append(problem)
     facts.duration_s = round(time.perf_counter() - started, 3)
@@ -142,7 +143,7 @@ def replay(project: Any, sandbox: Any, settings: Any, *, revision_files: dict[st
                        duration_s=facts.duration_s, findings=findings, facts=facts)
 
 
-def _apply_baseline(project: Any, sandbox: Any, settings: Any) -> None:
+def apply_baseline(project: Any, sandbox: Any, settings: Any) -> None:
     """Create the baseline schema: run the schema SQL file, or ``db.create_all()`` on the sandbox."""
     baseline = settings.baseline
     if baseline.create_all:
@@ -172,11 +173,11 @@ def _apply_baseline(project: Any, sandbox: Any, settings: Any) -> None:
         raw.close()
 
 
-def _failure(project: Any, recorder: _Recorder, exc: BaseException, revision_files: dict[str, Path],
+def _failure(project: Any, recorder: Recorder, exc: BaseException, revision_files: dict[str, Path],
              settings: Any) -> Finding:
     revision = recorder.current
     file = revision_files.get(revision or "")
-    line = _line_in(exc, file) if file else None
+    line = line_in(exc, file) if file else None
     statement = getattr(exc, "statement", None)
     db_error = str(getattr(exc, "orig", None) or exc).strip()
     short = db_error.splitlines()[0] if db_error else type(exc).__name__
@@ -210,7 +211,8 @@ def _failure(project: Any, recorder: _Recorder, exc: BaseException, revision_fil
     )
 
 
-def _line_in(exc: BaseException, file: Path) -> int | None:
+def line_in(exc: BaseException, file: Path) -> int | None:
+    """The innermost line (1-based) of ``file`` in ``exc``'s traceback, or None if it is not there."""
     target = str(Path(file).resolve())
     line = None
     for frame in traceback.extract_tb(exc.__traceback__):
@@ -219,14 +221,15 @@ def _line_in(exc: BaseException, file: Path) -> int | None:
     return line
 
 
-def _verify_heads(project: Any, sandbox: Any) -> tuple[dict[str, list[str]], Finding | None]:
+def _verify_heads(project: Any, sandbox: Any, destination: tuple[str, ...] | None = None,
+                  ) -> tuple[dict[str, list[str]], Finding | None]:
     """Read each migrated bind's version table: the truth, not the callbacks."""
     from alembic.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+
+    from ci_migrate.alembic_env import script_directory
 
     with project.app_context():
-        config = project.migrate.get_config(directory=str(project.migrations_dir))
-        expected = set(ScriptDirectory.from_config(config).get_heads())
+        expected = set(destination or script_directory(project).get_heads())
     binds = project.bind_keys if project.multidb else [None]
     heads: dict[str, list[str]] = {}
     wrong = []

@@ -88,8 +88,9 @@ def _render_apply(report: Report, console: Any) -> None:
         icon, colour = marks[run.status]
         bind = f" [dim]\\[bind {escape(run.bind)}][/]" if run.bind else ""
         what = "" if run.status == "applied" else f" [{colour}]{run.status.replace('_', ' ')}[/]"
+        count = f"{run.statements or 0} statement{'' if run.statements == 1 else 's'}"
         console.print(f"  [{colour}]{icon}[/] [bold]{run.revision}[/]{bind} {escape(run.message or '')}{what} "
-                      f"[dim]({run.duration_ms:.0f} ms, {run.statements or 0} statements)[/]")
+                      f"[dim]({run.duration_ms:.0f} ms, {count})[/]")
     if facts.retries:
         console.print(f"  [yellow]{facts.retries} lock timeout(s) retried[/]")
 
@@ -105,7 +106,9 @@ def _render_plan(report: Report, console: Any) -> None:
         return
     kind, _, name = plan.against.partition(":")
     console.print()
-    where = f"on target {name}" if kind == "target" else f"vs {name}"
+    where = f"vs {name}"
+    if kind == "target":
+        where = f"on target {name}, now at {', '.join(plan.current) or 'no revision'}"
     console.print(f"[bold]Pending revisions {escape(where)}[/] (upgrade order; {escape(plan.dialect or '?')} SQL)")
     for planned in plan.pending:
         who = f", {planned.author}" if planned.author else ""
@@ -164,23 +167,21 @@ def _render_walks(report: Report, console: Any) -> None:
     if traced:
         console.print()
         console.print("[bold]Locks on existing tables[/] (PostgreSQL sandbox; the strongest each revision takes per table)")
-        table = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False)
+        width = max(len(r.message or "") for r in traced)
         for r in traced:
             held = ", ".join(f"{mode(h.mode)} {h.relation}" for h in r.locks)
-            rewrites = f" · [red]rewrites {', '.join(r.rewrites)}[/]" if r.rewrites else ""
-            table.add_row(f"  [bold]{r.revision}[/]", escape(r.message or ""), escape(held) + rewrites)
-        console.print(table)
+            rewrites = f" · [red]rewrites {escape(', '.join(r.rewrites))}[/]" if r.rewrites else ""
+            message = (r.message or "").ljust(width)
+            console.print(f"  [bold]{r.revision}[/]  {escape(message)}  {escape(held)}{rewrites}")
     steps = [s for s in (report.roundtrip.steps if report.roundtrip else []) if s.status != "ok"]
     if steps:
         console.print()
         console.print("[bold]Round trip[/] (upgrade → downgrade → upgrade; revisions that are not ok)")
         marks = {"leaky": ("✘", "red"), "failed": ("✘", "red"), "irreversible": ("!", "yellow"), "skipped": ("–", "dim")}
-        table = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False)
         for s in steps:
             icon, colour = marks[s.status]
-            table.add_row(f"  [{colour}]{icon}[/] [bold]{s.revision}[/]", escape(s.message or ""),
-                          f"[{colour}]{s.status}[/]: {escape(s.detail or '')}")
-        console.print(table)
+            console.print(f"  [{colour}]{icon}[/] [bold]{s.revision}[/]  {escape(s.message or '')}: "
+                          f"[{colour}]{s.status}[/] — {escape(s.detail or '')}")
 
 
 def _render_findings(report: Report, console: Any) -> None:
