@@ -245,10 +245,16 @@ class RoundtripFacts(_Model):
 
 
 class AppliedRevision(_Model):
+    """One revision ``apply`` ran on a target; ``duration_ms`` in milliseconds.
+
+    ``rolled_back``: it ran, but the version table read afterwards does not include it (multidb
+    env.py rolls back every bind of the run together when one revision fails).
+    """
+
     revision: str
     message: str | None = None
     bind: str | None = None
-    status: Literal["applied", "failed"]
+    status: Literal["applied", "failed", "rolled_back"]
     duration_ms: float = 0.0
     statements: int | None = None
     failed_statement: str | None = None
@@ -266,6 +272,8 @@ class ApplyFacts(_Model):
     applied: list[AppliedRevision] = Field(default_factory=list)
     lock: str | None = None  # e.g. "pg_advisory_lock(123…)", None when no lock was needed
     lock_wait_s: float = 0.0
+    pending: list[PlannedRevision] = Field(default_factory=list)  # the plan, base → head; SQL in dry runs
+    retries: int = 0  # lock timeouts retried
 
 
 Facts = Annotated[

@@ -129,7 +129,7 @@ def outputs_of(report: Report, report_path: str | None) -> dict[str, str]:
     }
     if applied is not None:  # ci-migrate apply: what ran, and the revisions before and after
         heads = lambda by_bind: " ".join(sorted({h for hs in by_bind.values() for h in hs}))  # noqa: E731
-        outputs["applied-count"] = str(sum(1 for r in applied.applied if r.status == "applied"))
+        outputs["applied-count"] = str(len({r.revision for r in applied.applied if r.status == "applied"}))
         outputs["from"] = heads(applied.from_heads)
         outputs["to"] = heads(applied.to_heads)
     return outputs
