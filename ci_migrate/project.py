@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -50,6 +51,9 @@ class Project:
     multidb: bool
     command_name: str = "db"
     notes: list[str] = field(default_factory=list)
+    # Loaded once per run (alembic_env.script_directory / capture_revision_modules).
+    script: Any = field(default=None, repr=False)
+    revision_modules: dict[Path, Any] = field(default_factory=dict, repr=False)
 
     @contextlib.contextmanager
     def app_context(self) -> Iterator[None]:
@@ -59,12 +63,9 @@ class Project:
     @property
     def versions_dirs(self) -> list[Path]:
         """Directories holding revision files (alembic ``version_locations``, default ``versions/``)."""
-        from alembic.script import ScriptDirectory
+        from ci_migrate.alembic_env import script_directory
 
-        with self.app_context():
-            config = self.migrate.get_config(directory=str(self.migrations_dir))
-            script = ScriptDirectory.from_config(config)
-        return [Path(p) for p in script._version_locations]
+        return [Path(p) for p in script_directory(self)._version_locations]
 
     @property
     def metadatas(self) -> dict[str | None, Any]:
@@ -223,7 +224,8 @@ def _load_app(import_string: str | None, root: Path) -> Any:
             info = ScriptInfo(load_dotenv_defaults=False, **kwargs)
         except TypeError:  # Flask < 2.2
             info = ScriptInfo(**kwargs)
-        with _cwd(root):
+        with _cwd(root), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # e.g. Flask-SQLAlchemy 2.5's TRACK_MODIFICATIONS
             return info.load_app()
     except NoAppException as exc:
         cause = exc.__cause__ or exc.__context__

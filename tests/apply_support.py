@@ -32,6 +32,8 @@ def _engine(url: str, **kw: Any) -> Any:
 
     from ci_migrate.sandbox import normalize_url
 
+    if sa.__version__.startswith("1."):  # 2.0-style connections (commit/rollback) on SQLAlchemy 1.4 too
+        kw.setdefault("future", True)
     return sa.create_engine(normalize_url(url), poolclass=NullPool, **kw)
 
 

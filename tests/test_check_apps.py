@@ -54,7 +54,7 @@ def test_tutorial_drift_reports_user_bio(cli, app_dir, server):
     assert item["text"] == "adds column `user.bio` VARCHAR(250), nullable"
     assert "add_column(" in bind["upgrade_code"]  # batch_op.add_column (Flask-Migrate >= 3) or op.add_column
     assert "sa.Column('bio', sa.String(length=250), nullable=True))" in bind["upgrade_code"]
-    assert "drop_column('bio')" in bind["downgrade_code"]
+    assert "drop_column(" in bind["downgrade_code"] and "'bio')" in bind["downgrade_code"]
     assert {t["name"] for t in report["tables"]} == {"user"}
 
 

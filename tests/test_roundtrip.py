@@ -60,8 +60,9 @@ def test_stairway_of_every_revision(cli, app_dir, server):
                               "column `user.age` is still there")
     assert "Upgrading again then fails:" in cm701["message"] and "Not tried after it (its descendants): cf9a2496c81d" \
         in cm701["message"]
-    assert cm701["fix"].splitlines()[1:] == ["    with op.batch_alter_table('user', schema=None) as batch_op:",
-                                             "        batch_op.drop_column('age')"]
+    assert cm701["fix"].splitlines()[1:] in (  # render_as_batch: Flask-Migrate >= 3 default, not 2.5
+        ["    with op.batch_alter_table('user', schema=None) as batch_op:", "        batch_op.drop_column('age')"],
+        ["    op.drop_column('user', 'age')"])
     cm702 = by_rule["CM702"]
     assert (cm702["severity"], cm702["revision"], cm702["file"]) == (
         "error", "71840c016bb9", VERSIONS + "71840c016bb9_create_comment_table.py")
@@ -106,7 +107,7 @@ def test_a_leaky_downgrade_that_upgrades_again(cli, app_dir, server):
     (finding,) = roundtrip["findings"]
     assert finding["rule_id"] == "CM701" and finding["line"] == 30
     assert "Upgrading again" not in finding["message"]
-    assert "alter_column('name'" in finding["fix"] and "type_=sa.VARCHAR(length=64)" in finding["fix"]
+    assert "alter_column(" in finding["fix"] and "'name'" in finding["fix"] and "type_=sa.VARCHAR(length=64)" in finding["fix"]
 
 
 @pytest.mark.parametrize("app_dir", ["leaky_downgrade"], indirect=True)

@@ -34,7 +34,7 @@ def lock_failure(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", None)
     if orig is None:
         return None
-    state = getattr(orig, "sqlstate", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)  # psycopg 3 / psycopg2
     if state in _LOCK_SQLSTATES:
         return _LOCK_SQLSTATES[state]
     args = getattr(orig, "args", ())

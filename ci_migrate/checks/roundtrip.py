@@ -161,7 +161,9 @@ class _Stairway:
         for bind in self.binds:
             engine = self.sandbox.engines[bind]
             with engine.connect() as conn:
-                context = MigrationContext.configure(conn, opts=version_table_opts(self.project))
+                # compare types whatever the project sets (alembic < 1.12 and Flask-Migrate < 3 default to off)
+                opts = {**version_table_opts(self.project), "compare_type": True}
+                context = MigrationContext.configure(conn, opts=opts)
                 script = produce_migrations(context, before[bind])
             ops = script.upgrade_ops
             if ops is None or ops.is_empty():
