@@ -12,6 +12,9 @@ Everything here is fragile glue, kept in one room and tested against the support
 * env.py's ``fileConfig()`` wrecks host logging; patched out per command, and alembic's log
   records are captured instead.
 * P9: everything that runs env.py needs the app context.
+* Revision files are executed once per run: the graph scan's modules seed one ScriptDirectory per
+  project, which every ``alembic.command`` inside :func:`alembic_session` gets (see
+  :func:`script_directory`).
 """
 
 from __future__ import annotations
@@ -161,6 +164,7 @@ def alembic_session(
         warnings.simplefilter("ignore", DeprecationWarning)
         stack.enter_context(quiet_env_logging(capture, listener))
         stack.enter_context(redirect_stdout(capture.stdout))
+        stack.enter_context(shared_script_directory(project))
         args.clear()
         args.update(project.configure_args)
         args.update(extra_args or {})
@@ -177,3 +181,131 @@ def version_table_opts(project: "Project") -> dict[str, Any]:
     """The ``version_table``/``version_table_schema`` options the project passes to ``configure``."""
     keys = ("version_table", "version_table_schema")
     return {k: v for k, v in project.configure_args.items() if k in keys}
+
+
+# --------------------------------------------------------------------------- revision files, loaded once
+
+
+def _pyfiles() -> Any:
+    import alembic.util.pyfiles as pyfiles  # where load_python_file() finds load_module_py()
+
+    return pyfiles
+
+
+@contextlib.contextmanager
+def _module_loader(modules: dict[Any, Any], *, reuse: bool) -> Iterator[None]:
+    """Record every module alembic's ``load_python_file`` executes into ``modules`` (resolved path →
+    module); with ``reuse``, hand back the recorded module instead of executing the file again.
+
+    alembic loads each file with ``importlib`` and never puts it in ``sys.modules``
+    (``alembic.util.pyfiles.load_module_py``), so a second load re-executes the file. A module that
+    keeps an engine at import (``engine = db.engine``) is never reused: loaded again inside
+    :func:`alembic_session`, it gets the sandbox's engine, as alembic's own load would.
+    """
+    from pathlib import Path
+
+    pyfiles = _pyfiles()
+    original = pyfiles.load_module_py
+
+    def load_module_py(module_id: str, path: Any) -> Any:
+        key = Path(path).resolve()
+        if reuse and key in modules:
+            return modules[key]
+        module = original(module_id, path)
+        if not _holds_engine(module):
+            modules[key] = module
+        return module
+
+    pyfiles.load_module_py = load_module_py
+    try:
+        yield
+    finally:
+        pyfiles.load_module_py = original
+
+
+def _holds_engine(module: Any) -> bool:
+    """True when a module global is an Engine/Connection or is bound to one (``Session(bind=...)``,
+    ``sessionmaker(bind=...)``)."""
+    import types
+
+    from sqlalchemy.engine import Connection, Engine
+
+    plain = (types.ModuleType, types.FunctionType, type, str, bytes, int, float, tuple, list, dict, type(None))
+    for name, value in vars(module).items():
+        if name.startswith("__") or isinstance(value, plain):
+            continue
+        if isinstance(value, (Engine, Connection)):
+            return True
+        try:
+            kw = getattr(value, "kw", None)
+            bound = [getattr(value, "bind", None), kw.get("bind") if isinstance(kw, dict) else None]
+        except Exception:  # noqa: BLE001 - a proxy or property that cannot answer outside a migration
+            continue
+        if any(isinstance(b, (Engine, Connection)) for b in bound):
+            return True
+    return False
+
+
+def capture_revision_modules(project: "Project") -> contextlib.AbstractContextManager[None]:
+    """Keep the modules of the revision files loaded inside the block (the graph scan) so that
+    :func:`script_directory` does not execute them a second time."""
+    return _module_loader(project.revision_modules, reuse=False)
+
+
+def script_directory(project: "Project") -> Any:
+    """The project's alembic ``ScriptDirectory`` (``ScriptDirectory.from_config`` of its migrations
+    directory), made once per run and reused by every command.
+
+    Its revision map is built lazily, as alembic's is, from the modules :func:`capture_revision_modules`
+    kept (files not kept are loaded by alembic as usual). Reusing it is safe because nothing in a
+    ``check`` run writes revision files; alembic's own ``RevisionMap`` is memoized the same way.
+    Errors of a broken history (``CommandError``, ``CycleDetected``, ``KeyError``) surface where
+    alembic raises them: when the map is first used.
+    """
+    if project.script is None:
+        from alembic.script import ScriptDirectory
+        from alembic.script.revision import RevisionMap
+
+        with project.app_context():
+            config = project.migrate.get_config(directory=str(project.migrations_dir))
+        script = _original_from_config(ScriptDirectory)(config)
+
+        def load_revisions() -> Iterator[Any]:
+            with _module_loader(project.revision_modules, reuse=True):
+                yield from script._load_revisions()
+
+        script.revision_map = RevisionMap(load_revisions)
+        project.script = script
+    return project.script
+
+
+def _original_from_config(cls: Any) -> Callable[[Any], Any]:
+    method = cls.__dict__["from_config"].__func__
+    return lambda config: getattr(method, "original", method)(cls, config)
+
+
+@contextlib.contextmanager
+def shared_script_directory(project: "Project") -> Iterator[None]:
+    """Inside the block, ``ScriptDirectory.from_config(config)`` — what every ``alembic.command``
+    calls first — returns :func:`script_directory` for a config of the project's migrations
+    directory (and a fresh one for any other)."""
+    from pathlib import Path
+
+    from alembic.script import ScriptDirectory
+
+    saved = ScriptDirectory.__dict__["from_config"]
+    original = getattr(saved.__func__, "original", saved.__func__)
+    ours = str(project.migrations_dir)
+
+    def from_config(cls: Any, config: Any) -> Any:
+        location = config.get_main_option("script_location")
+        if location and cls is ScriptDirectory and str(Path(location).resolve()) == ours:
+            return script_directory(project)
+        return original(cls, config)
+
+    from_config.original = original  # type: ignore[attr-defined]
+    ScriptDirectory.from_config = classmethod(from_config)  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        ScriptDirectory.from_config = saved  # type: ignore[method-assign]

@@ -1,7 +1,7 @@
 """The ``check`` pipeline: settings → project → checks → Report.
 
 Imports the app once and loads each revision file once (the graph check); alembic then works from
-its own ScriptDirectory in the same process. Checks run in the order of :data:`CHECKS`; those that
+one ScriptDirectory seeded with those modules (``alembic_env.script_directory``), shared by every check. Checks run in the order of :data:`CHECKS`; those that
 need a database share one sandbox, opened only when one of them is enabled. A check never prints:
 progress goes to the optional ``progress`` callback and everything else onto the Report.
 
@@ -99,10 +99,11 @@ def skipped(name: str, why: str) -> CheckResult:
 
 def scan_graph(ctx: Context) -> CheckResult:
     """Scan and judge the revision files; fills ``ctx.scanned`` / ``ctx.revision_files``."""
+    from ci_migrate.alembic_env import capture_revision_modules
     from ci_migrate.checks import graph
 
     started = time.perf_counter()
-    with ctx.project.app_context():
+    with ctx.project.app_context(), capture_revision_modules(ctx.project):  # alembic reuses these modules
         ctx.scanned = graph.scan_revision_files(ctx.project.versions_dirs)
     result = graph.analyze(ctx.scanned, ctx.project.root, merge_command=f"flask {ctx.project.command_name} merge")
     result.duration_s = round(time.perf_counter() - started, 3)
@@ -129,9 +130,12 @@ def _run_one(ctx: Context, name: str) -> None:
     elif ctx.blocked and name != "lint":
         result = skipped(name, ctx.blocked)
     else:
+        from ci_migrate.alembic_env import shared_script_directory
+
         module = importlib.import_module(f"ci_migrate.checks.{name}")
         try:
-            result = module.run(ctx)
+            with shared_script_directory(ctx.project):  # revision files are loaded once per run, not per check
+                result = module.run(ctx)
         except CiMigrateError:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
