@@ -62,18 +62,50 @@ def _mask_secrets(settings: Any) -> None:
     register_masks(secrets)
 
 
-def _publish_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The flags shared by commands that publish a report."""
-    options = [
-        click.option("--comment", type=click.Choice(["always", "on-change", "never"]),
-                     help="Sticky PR/MR comment: always (default), on-change, never."),
-        click.option("--junit", metavar="PATH", help="Also write JUnit XML (one testcase per check × revision)."),
-        click.option("--sarif", metavar="PATH", help="Also write SARIF 2.1.0 for GitHub code scanning."),
-        click.option("--codequality", metavar="PATH", help="Also write a GitLab Code Quality report."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+def _stack(*options: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def apply_all(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply_all
+
+
+# The flags of every command that loads the project and prints a report.
+_project_options = _stack(
+    click.option("--config", "-c", "config", metavar="PATH", help="Config file (default: ./.ci-migrate.yml)."),
+    click.option("--app", metavar="IMPORT", help="Flask app import string, as FLASK_APP: 'pkg:create_app()', 'app.py'."),
+    click.option("--migrations", metavar="DIR", help="Migrations directory (default: the Migrate extension's)."),
+    click.option("--fail-on", type=click.Choice(["error", "warning"]), help="Lowest severity that fails the run."),
+    click.option("--format", "format_", type=click.Choice(["console", "json"]), help="Output on stdout."),
+    click.option("--output", "-o", metavar="PATH", help="Also write the JSON report to PATH."),
+)
+_target_option = click.option("--target", "-t", metavar="NAME",
+                              help="Target from `targets:` in .ci-migrate.yml (default: the `target` setting).")
+
+
+def _target(settings: Any) -> str:
+    """The target to use (``--target`` / ``CI_MIGRATE_TARGET`` / ``target:``), checked before the app loads.
+
+    Raises ConfigError for an unknown target or an unset URL variable, UsageError when none is named.
+    """
+    from ci_migrate.errors import UsageError
+
+    if not settings.target:
+        names = ", ".join(settings.targets) or "none configured"
+        raise UsageError(f"name a target with --target NAME or `target:` in .ci-migrate.yml (targets: {names})")
+    settings.target_url(settings.target)
+    return settings.target
+
+
+# The flags of every command that publishes a report.
+_publish_options = _stack(
+    click.option("--comment", type=click.Choice(["always", "on-change", "never"]),
+                 help="Sticky PR/MR comment: always (default), on-change, never."),
+    click.option("--junit", metavar="PATH", help="Also write JUnit XML (one testcase per check × revision)."),
+    click.option("--sarif", metavar="PATH", help="Also write SARIF 2.1.0 for GitHub code scanning."),
+    click.option("--codequality", metavar="PATH", help="Also write a GitLab Code Quality report."),
+)
 
 
 @click.group(context_settings=CONTEXT)
@@ -87,14 +119,9 @@ def main() -> None:
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--config", "-c", "config", metavar="PATH", help="Config file (default: ./.ci-migrate.yml).")
-@click.option("--app", metavar="IMPORT", help="Flask app import string, as FLASK_APP: 'pkg:create_app()', 'app.py'.")
-@click.option("--migrations", metavar="DIR", help="Migrations directory (default: the Migrate extension's).")
+@_project_options
 @click.option("--sandbox", metavar="URL", help="'sqlite' (default) or a server URL where throwaway databases are made.")
-@click.option("--fail-on", type=click.Choice(["error", "warning"]), help="Lowest severity that fails the check.")
 @click.option("--keep-sandbox", is_flag=True, default=None, help="Keep the throwaway database(s) and print the URL.")
-@click.option("--format", "format_", type=click.Choice(["console", "json"]), help="Output on stdout.")
-@click.option("--output", "-o", metavar="PATH", help="Also write the JSON report to PATH.")
 @click.option("--only", metavar="CHECKS", help="Comma-separated checks to run (graph,replay,drift).")
 @click.option("--base", metavar="REF", help="Git ref of the base branch (default: origin/$GITHUB_BASE_REF or "
               "origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME): plan and lint the revisions this branch adds.")
@@ -156,15 +183,10 @@ def _publish(report: Any, settings: Any, *, pr_number: int | None = None, save: 
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--target", "-t", required=True, metavar="NAME", help="Target from `targets:` in .ci-migrate.yml.")
+@_target_option
 @click.option("--base", metavar="REF", help="Also compare with this git ref (marks revisions new/modified).")
-@click.option("--config", "-c", "config", metavar="PATH", help="Config file (default: ./.ci-migrate.yml).")
-@click.option("--app", metavar="IMPORT", help="Flask app import string, as FLASK_APP: 'pkg:create_app()', 'app.py'.")
-@click.option("--migrations", metavar="DIR", help="Migrations directory (default: the Migrate extension's).")
-@click.option("--fail-on", type=click.Choice(["error", "warning"]), help="Lowest severity that fails the run.")
-@click.option("--format", "format_", type=click.Choice(["console", "json"]), help="Output on stdout.")
-@click.option("--output", "-o", metavar="PATH", help="Also write the JSON report to PATH.")
-def plan(target: str, base: str | None, config: str | None, app: str | None, migrations: str | None,
+@_project_options
+def plan(target: str | None, base: str | None, config: str | None, app: str | None, migrations: str | None,
          fail_on: str | None, format_: str | None, output: str | None) -> None:
     """Show what `flask db upgrade` would run on a target: pending revisions, their SQL, their risks.
 
@@ -175,20 +197,20 @@ def plan(target: str, base: str | None, config: str | None, app: str | None, mig
         from ci_migrate import pipeline
 
         settings = _settings(config, app=app, migrations=migrations, fail_on=fail_on, format=format_, output=output,
-                             base=base)
+                             base=base, target=target)
         _mask_secrets(settings)
-        settings.target_url(target)  # unknown target / unset variable: a config error before the app loads
+        name = _target(settings)
         report = pipeline.run_check(settings, only={"graph", "plan", "lint"},
-                                    options={"base": settings.base, "target": target})
-        report.command, report.target = "plan", target
-        report.key = f"{report.key}:{target}"
+                                    options={"base": settings.base, "target": name})
+        report.command, report.target = "plan", name
+        report.key = f"{report.key}:{name}"
         return _publish(report, settings)
 
     _guarded(body)
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--target", "-t", required=True, metavar="NAME", help="Target from `targets:` in .ci-migrate.yml.")
+@_target_option
 @click.option("--dry-run", is_flag=True, help="Print the plan and each revision's SQL; write nothing, take no lock.")
 @click.option("--allow-drift", is_flag=True, help="Apply even if the drift gate finds hand-made changes (CM805).")
 @click.option("--allow-multiple-heads", is_flag=True,
@@ -196,14 +218,9 @@ def plan(target: str, base: str | None, config: str | None, app: str | None, mig
 @click.option("--drift-gate/--no-drift-gate", default=None,
               help="Compare the live schema with the migrations before upgrading (default: targets.<name>.drift-gate).")
 @click.option("--sandbox", metavar="URL", help="Server for the drift gate's throwaway database (the target's kind).")
-@click.option("--config", "-c", "config", metavar="PATH", help="Config file (default: ./.ci-migrate.yml).")
-@click.option("--app", metavar="IMPORT", help="Flask app import string, as FLASK_APP: 'pkg:create_app()', 'app.py'.")
-@click.option("--migrations", metavar="DIR", help="Migrations directory (default: the Migrate extension's).")
-@click.option("--fail-on", type=click.Choice(["error", "warning"]), help="Lowest severity that fails the run.")
-@click.option("--format", "format_", type=click.Choice(["console", "json"]), help="Output on stdout.")
-@click.option("--output", "-o", metavar="PATH", help="Also write the JSON report to PATH.")
+@_project_options
 @_publish_options
-def apply(target: str, dry_run: bool, allow_drift: bool, allow_multiple_heads: bool, drift_gate: bool | None,
+def apply(target: str | None, dry_run: bool, allow_drift: bool, allow_multiple_heads: bool, drift_gate: bool | None,
           sandbox: str | None, config: str | None, app: str | None, migrations: str | None, fail_on: str | None,
           format_: str | None, output: str | None, comment: str | None, junit: str | None, sarif: str | None,
           codequality: str | None) -> None:
@@ -216,15 +233,17 @@ def apply(target: str, dry_run: bool, allow_drift: bool, allow_multiple_heads: b
         from ci_migrate.apply import run_apply
 
         settings = _settings(config, app=app, migrations=migrations, sandbox=sandbox, fail_on=fail_on, format=format_,
-                             output=output, comment=comment, junit=junit, sarif=sarif, codequality=codequality)
+                             output=output, comment=comment, junit=junit, sarif=sarif, codequality=codequality,
+                             target=target)
         _mask_secrets(settings)
-        if os.environ.get("GITHUB_ACTIONS") == "true" and target in settings.targets:  # multidb binds' URLs too
+        name = _target(settings)
+        if os.environ.get("GITHUB_ACTIONS") == "true":  # multidb binds' URLs too
             from ci_migrate.masking import url_password
             from ci_migrate.publish.workflow import register_masks
 
-            binds = settings.targets[target].binds.values()
+            binds = settings.targets[name].binds.values()
             register_masks([url_password(os.environ.get(var, "")) or "" for var in binds])
-        report = run_apply(settings, target, dry_run=dry_run, allow_drift=allow_drift,
+        report = run_apply(settings, name, dry_run=dry_run, allow_drift=allow_drift,
                            allow_multiple_heads=allow_multiple_heads, drift_gate=drift_gate,
                            say=lambda line: click.echo(f"ci-migrate: {line}", err=True))
         return _publish(report, settings)

@@ -142,3 +142,14 @@ def test_version_is_fast_and_plain(cli, tmp_path):
 
     result = cli("--version", cwd=tmp_path)
     assert result.code == 0 and result.out.strip() == f"ci-migrate, version {__version__}"
+
+
+def test_target_from_config_or_env_and_none_named(cli, tmp_path):
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    (app_dir / ".ci-migrate.yml").write_text("app: app.py\ntargets:\n  staging:\n    url-env: STAGING_URL\n")
+    result = cli("plan", cwd=app_dir)
+    assert result.code == 2 and "name a target with --target NAME" in result.err and "staging" in result.err
+    result = cli("plan", cwd=app_dir, env={"CI_MIGRATE_TARGET": "staging"})
+    assert result.code == 2 and "STAGING_URL" in result.err  # the variable holding the URL is not set
+    result = cli("apply", "--target", "stagin", cwd=app_dir)
+    assert result.code == 2 and "did you mean 'staging'" in result.err
