@@ -50,8 +50,7 @@ def run(ctx: Any) -> CheckResult:
     """Judge the pending revisions of ``ctx.data["plan"]``; skipped when nothing was planned."""
     plan = ctx.data.get("plan")
     if plan is None:
-        why = ctx.blocked or ("skipped: no base branch or target to plan against — pass --base origin/main "
-                              "(set automatically in pull/merge requests) or run `ci-migrate plan --target NAME`")
+        why = ctx.blocked or "skipped: nothing pending (use --base origin/main, automatic in PRs)"
         return CheckResult(name="lint", status="skipped", summary=why)
     started = time.perf_counter()
     views = views_of(plan)
