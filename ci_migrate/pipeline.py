@@ -127,6 +127,8 @@ def _run_one(ctx: Context, name: str) -> None:
 
     if name == "graph":
         result: CheckResult | None = scan_graph(ctx)
+    elif ctx.blocked and name in ("locks", "roundtrip", "plan") and not _has_pending_source(ctx):
+        result = None  # they would have had nothing to look at anyway
     elif ctx.blocked and name != "lint":
         result = skipped(name, ctx.blocked)
     else:
@@ -142,6 +144,13 @@ def _run_one(ctx: Context, name: str) -> None:
             result = _internal_error(name, exc)
     if result is not None:
         ctx.report.checks.append(apply_overrides(result, ctx.settings))
+
+
+def _has_pending_source(ctx: Context) -> bool:
+    """A base branch or a target was named (explicitly or by the CI), so revisions could be pending."""
+    from ci_migrate.checks.base_branch import default_base
+
+    return bool(ctx.options.get("base") or ctx.options.get("target") or default_base(ctx.env))
 
 
 def enabled_checks(settings: Any, only: set[str] | None) -> list[str]:

@@ -123,14 +123,16 @@ def compare(project: Any, sandbox: Any, settings: Any, *, production_dialect: st
     """Autogenerate models vs ``sandbox`` (at heads) and judge the differences.
 
     ``production_dialect`` is the dialect of the targets (or of the app's own database URL); when
-    it differs from the sandbox's, type differences are marked approximate (severity info).
+    the sandbox is SQLite and it is a server dialect, type differences are marked approximate
+    (severity info).
     Findings: CM301 (the models have changes no migration contains), CM302 (only differences that
     are artefacts of the sandbox dialect).
     """
     started = time.perf_counter()
     ignorer = Ignorer(settings.ignore, project.configure_args.get("include_object"))
     script, opts = autogenerate(project, sandbox, {"include_object": ignorer})
-    approximate = bool(production_dialect and production_dialect != sandbox.dialect)
+    # SQLite reflects types loosely: against a server production, its type differences are approximate
+    approximate = sandbox.dialect == "sqlite" and production_dialect not in (None, "sqlite")
     dialect = sandbox.engines[None].dialect
     facts = DriftFacts(dialect=sandbox.dialect, approximate=approximate)
     kinds = set(settings.ignore.diff_kinds)
@@ -170,7 +172,7 @@ def _finding(project: Any, drift: BindDrift, facts: DriftFacts) -> Finding:
             + (f" and {len(exact) - 1} more" if len(exact) > 1 else ""),
             message="Autogenerate against the fully migrated sandbox found:\n" + "\n".join(lines),
             fix=f"Create the missing revision with `{command}`, review it, and commit it.",
-            details={"upgrade_code": drift.upgrade_code, "downgrade_code": drift.downgrade_code},
+            details={"command": command, "upgrade_code": drift.upgrade_code, "downgrade_code": drift.downgrade_code},
         )
     return Finding(
         check="drift", rule_id="CM302", severity="info", bind=drift.bind,

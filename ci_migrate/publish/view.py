@@ -157,8 +157,10 @@ def _finding(report: Report, f: Finding) -> dict[str, Any]:
 
 
 def _fix_of(report: Report, rule_id: str) -> str | None:
-    """The ``fix`` of the first finding of ``rule_id`` that has one (the exact command to run)."""
-    return next((f.fix for f in report.findings if f.rule_id == rule_id and f.fix), None)
+    """The exact command to run for the first finding of ``rule_id``: its ``details["command"]``,
+    else its ``fix`` (CM101's fix is the merge command itself)."""
+    return next((f.details.get("command") or f.fix for f in report.findings
+                 if f.rule_id == rule_id and (f.fix or f.details.get("command"))), None)
 
 
 def _heads(report: Report) -> dict[str, Any] | None:
