@@ -224,6 +224,8 @@ def _load_app(import_string: str | None, root: Path) -> Any:
             info = ScriptInfo(load_dotenv_defaults=False, **kwargs)
         except TypeError:  # Flask < 2.2
             info = ScriptInfo(**kwargs)
+        import flask_sqlalchemy  # noqa: F401 - 2.5 installs an "always" filter at import: ours must come after
+
         with _cwd(root), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # e.g. Flask-SQLAlchemy 2.5's TRACK_MODIFICATIONS
             return info.load_app()
