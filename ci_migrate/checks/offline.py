@@ -25,7 +25,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Container, Iterator, Sequence
 
 from ci_migrate.alembic_env import alembic_session
 
@@ -126,6 +126,24 @@ class RenderedRevision:
         return "\n".join(parts)
 
 
+def revision_line(files: Container[str], realpaths: dict[str, str]) -> int | None:
+    """1-based line of the innermost frame on the current stack whose file is a revision file.
+
+    ``files`` holds the revision files' real paths; ``realpaths`` caches ``os.path.realpath`` of
+    each frame's file name between calls. Used to point a finding at the ``op.*`` call that made it.
+    """
+    frame: Any = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        real = realpaths.get(name)
+        if real is None:
+            real = realpaths[name] = os.path.realpath(name)
+        if real in files:
+            return frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
 class _Recorder:
     """Collects statements and operations, attributed to the revision being rendered."""
 
@@ -136,7 +154,7 @@ class _Recorder:
         self.last: str | None = None  # revision of the latest marker, rendered or not
         self.bind: str | None = None
         self.active: list[RecordedOp] = []
-        self._paths: dict[str, str | None] = {}
+        self._paths: dict[str, str] = {}  # frame file name -> realpath
 
     def start_run(self) -> None:
         self.current, self.last, self.bind, self.active = None, None, None, []
@@ -172,21 +190,10 @@ class _Recorder:
             return None
         from alembic.operations.base import BatchOperations
 
-        recorded = RecordedOp(operation, self.current.revision, self.bind, self._caller_line(),
+        recorded = RecordedOp(operation, self.current.revision, self.bind, revision_line(self.files, self._paths),
                               isinstance(operations, BatchOperations))
         self.current.ops.append(recorded)
         return recorded
-
-    def _caller_line(self) -> int | None:
-        frame: Any = sys._getframe(2)
-        while frame is not None:
-            name = frame.f_code.co_filename
-            if name not in self._paths:
-                self._paths[name] = self.files.get(os.path.realpath(name))
-            if self._paths[name] is not None:
-                return frame.f_lineno
-            frame = frame.f_back
-        return None
 
 
 @contextlib.contextmanager

@@ -10,18 +10,13 @@ the step they observe runs exactly that revision (alembic-internals.md §7).
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ci_migrate.alembic_env import alembic_session, script_directory, version_table_opts
-
-if TYPE_CHECKING:  # pragma: no cover
-    from types import FrameType
 
 # alembic.runtime.migration logs "Running upgrade a1 -> b2, msg" / "Running downgrade b2 -> a1, msg".
 _RUNNING = re.compile(r"Running (?P<direction>upgrade|downgrade) (?P<src>.*?) -> (?P<dst>[^,\s]*)")
@@ -203,16 +198,9 @@ class Origins:
 
     def line(self) -> int | None:
         """1-based line of the revision file's frame on the current stack (the ``op.*`` call), or None."""
-        frame: FrameType | None = sys._getframe(1)
-        while frame is not None:
-            name = frame.f_code.co_filename
-            real = self._real.get(name)
-            if real is None:
-                real = self._real[name] = os.path.realpath(name)
-            if real in self.files:
-                return frame.f_lineno
-            frame = frame.f_back
-        return None
+        from ci_migrate.checks.offline import revision_line
+
+        return revision_line(self.files, self._real)
 
 
 def ignored_inline(path: Path | None, line: int | None, rule_id: str) -> bool:
