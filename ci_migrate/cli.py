@@ -76,6 +76,10 @@ _project_options = _stack(
     click.option("--config", "-c", "config", metavar="PATH", help="Config file (default: ./.ci-migrate.yml)."),
     click.option("--app", metavar="IMPORT", help="Flask app import string, as FLASK_APP: 'pkg:create_app()', 'app.py'."),
     click.option("--migrations", metavar="DIR", help="Migrations directory (default: the Migrate extension's)."),
+    click.option("--python", "python", metavar="PATH", help="The app's Python interpreter (default: $VIRTUAL_ENV, "
+                 ".venv/ or venv/ in the project, else the one ci-migrate runs in)."),
+    click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+                 help="Stop the app's migrations after this long (default 1200 for check and plan; 0: no limit)."),
     click.option("--fail-on", type=click.Choice(["error", "warning"]), help="Lowest severity that fails the run."),
     click.option("--format", "format_", type=click.Choice(["console", "json"]), help="Output on stdout."),
     click.option("--output", "-o", metavar="PATH", help="Also write the JSON report to PATH."),
@@ -129,7 +133,7 @@ def main() -> None:
 def check(config: str | None, app: str | None, migrations: str | None, sandbox: str | None, fail_on: str | None,
           keep_sandbox: bool | None, format_: str | None, output: str | None, only: str | None,
           base: str | None = None, comment: str | None = None, junit: str | None = None, sarif: str | None = None,
-          codequality: str | None = None) -> None:
+          codequality: str | None = None, python: str | None = None, timeout: float | None = None) -> None:
     """Check the migrations: heads and broken history, replay on a sandbox, drift from the models."""
 
     def body() -> int:
@@ -139,7 +143,7 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
 
         settings = _settings(config, app=app, migrations=migrations, sandbox=sandbox, fail_on=fail_on,
                              keep_sandbox=keep_sandbox, format=format_, output=output, base=base, comment=comment,
-                             junit=junit, sarif=sarif, codequality=codequality)
+                             junit=junit, sarif=sarif, codequality=codequality, python=python, timeout=timeout)
         _mask_secrets(settings)
         selected = None
         if only:
@@ -187,7 +191,8 @@ def _publish(report: Any, settings: Any, *, pr_number: int | None = None, save: 
 @click.option("--base", metavar="REF", help="Also compare with this git ref (marks revisions new/modified).")
 @_project_options
 def plan(target: str | None, base: str | None, config: str | None, app: str | None, migrations: str | None,
-         fail_on: str | None, format_: str | None, output: str | None) -> None:
+         fail_on: str | None, format_: str | None, output: str | None, python: str | None = None,
+         timeout: float | None = None) -> None:
     """Show what `flask db upgrade` would run on a target: pending revisions, their SQL, their risks.
 
     Reads the target's version table in a read-only transaction; never writes, makes no sandbox.
@@ -197,7 +202,7 @@ def plan(target: str | None, base: str | None, config: str | None, app: str | No
         from ci_migrate import pipeline
 
         settings = _settings(config, app=app, migrations=migrations, fail_on=fail_on, format=format_, output=output,
-                             base=base, target=target)
+                             base=base, target=target, python=python, timeout=timeout)
         _mask_secrets(settings)
         name = _target(settings)
         report = pipeline.run_check(settings, only={"graph", "plan", "lint"},
@@ -223,7 +228,7 @@ def plan(target: str | None, base: str | None, config: str | None, app: str | No
 def apply(target: str | None, dry_run: bool, allow_drift: bool, allow_multiple_heads: bool, drift_gate: bool | None,
           sandbox: str | None, config: str | None, app: str | None, migrations: str | None, fail_on: str | None,
           format_: str | None, output: str | None, comment: str | None, junit: str | None, sarif: str | None,
-          codequality: str | None) -> None:
+          codequality: str | None, python: str | None = None, timeout: float | None = None) -> None:
     """Upgrade a target database to head: under a lock, one revision per transaction, with a report.
 
     Refuses a database at a revision this code does not know, and several heads. See docs/apply.md.
@@ -234,7 +239,7 @@ def apply(target: str | None, dry_run: bool, allow_drift: bool, allow_multiple_h
 
         settings = _settings(config, app=app, migrations=migrations, sandbox=sandbox, fail_on=fail_on, format=format_,
                              output=output, comment=comment, junit=junit, sarif=sarif, codequality=codequality,
-                             target=target)
+                             target=target, python=python, timeout=timeout)
         _mask_secrets(settings)
         name = _target(settings)
         if os.environ.get("GITHUB_ACTIONS") == "true":  # multidb binds' URLs too
@@ -313,6 +318,39 @@ def post(report_file: str, pr_number: int | None, config: str | None, format_: s
             first = str(exc).splitlines()[0]
             raise UsageError(f"{report_file}: not a ci-migrate report (schema version 1): {first}") from None
         _publish(report, settings, pr_number=pr_number, save=False)
+        return 0
+
+    _guarded(body)
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--sandbox", metavar="URL", help="The sandbox server (default: `sandbox:` of the config); 'sqlite' "
+              "for the temp directories of SQLite sandboxes.")
+@click.option("--older-than", default="2h", show_default=True, metavar="DURATION",
+              help="Only sandboxes made longer ago than this (e.g. 30m, 2h, 1d).")
+@click.option("--config", "-c", "config", metavar="PATH", help="Config file (default: ./.ci-migrate.yml).")
+def prune(sandbox: str | None, older_than: str, config: str | None) -> None:
+    """Drop sandbox databases (and SQLite sandbox directories) that killed runs left behind.
+
+    Only names ci-migrate gives its sandboxes (ci_migrate_<UTC yyyymmddhhmm>_<random>) whose time is older
+    than --older-than are dropped; nothing else on the server is touched.
+    """
+
+    def body() -> int:
+        from ci_migrate.errors import UsageError
+        from ci_migrate.sandbox import parse_duration, prefix_from, prune as drop_old
+
+        settings = _settings(config, sandbox=sandbox)
+        try:
+            seconds = parse_duration(older_than)
+        except ValueError as exc:
+            raise UsageError(f"--older-than: {exc}") from None
+        spec = settings.sandbox_url()
+        dropped = drop_old(spec, seconds, prefix_from(os.environ))
+        what = "SQLite sandbox directories" if spec == "sqlite" else "sandbox databases"
+        click.echo(f"dropped {len(dropped)} {what} older than {older_than}" + (":" if dropped else ""))
+        for name in dropped:
+            click.echo(f"  {name}")
         return 0
 
     _guarded(body)

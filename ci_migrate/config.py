@@ -68,6 +68,19 @@ def _rule_level(value: Any) -> Any:
     return value
 
 
+def _duration_or_off(value: Any) -> Any:
+    """``prune-after``: a duration (``36h``, ``90m``, ``2d``, seconds as a number) or off (false/``off``: 0)."""
+    if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "false", "no", "never")):
+        return 0.0
+    from ci_migrate.sandbox import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise custom("duration", f"must be a duration such as 12h, 90m, 2d or a number of seconds, or off "
+                                 f"(got {show(value)})") from None
+
+
 def _number_to_str(value: Any) -> Any:
     return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
@@ -203,6 +216,9 @@ class _Keys(_Model):
 
     app: str | None = None
     migrations: str | None = None
+    python: str | None = None
+    timeout: float | None = Field(None, ge=0)
+    prune_after: Annotated[float, BeforeValidator(_duration_or_off), Field(ge=0)] = 86400.0  # seconds; 0 = off
     sandbox: str = "sqlite"
     sandbox_password_env: EnvName | None = None
     targets: dict[str, Target] = {}
@@ -262,6 +278,7 @@ class Settings(_Keys):
 
     root: Path = Field(default_factory=Path.cwd)
     config_path: Path | None = None
+    python_source: str = "python"
 
     def resolve_path(self, value: str | Path) -> Path:
         """``value`` resolved against :attr:`root` (absolute paths are kept)."""
@@ -391,7 +408,17 @@ def load(config_path: str | Path | None = None, overrides: Mapping[str, Any] | N
         src.problems += explain(exc, _Keys, src.locate, _HINTS)
     src.raise_problems()
     fields = {name: getattr(user, name) for name in user.model_fields_set}
-    return Settings.model_validate({**fields, "root": root, "config_path": path})
+    return Settings.model_validate({**fields, "root": root, "config_path": path,
+                                    "python_source": _python_source(overrides or {}, env, path)})
+
+
+def _python_source(overrides: Mapping[str, Any], env: Mapping[str, str], path: Path | None) -> str:
+    """Where ``python`` came from, in words (for messages and the report)."""
+    if overrides.get("python") is not None:
+        return "--python"
+    if env.get(ENV_PREFIX + "PYTHON", "").strip():
+        return ENV_PREFIX + "PYTHON"
+    return f"python: in {path.name}" if path is not None else "python"
 
 
 # ------------------------------------------------------------------ starter
@@ -401,6 +428,12 @@ _STARTER: list[tuple[str, str, bool]] = [  # (one-line explanation, YAML, shown 
      'app: "myapp:create_app()"', False),
     ("Migrations directory, relative to this file (default: the one Flask-Migrate is set up with).",
      "migrations: migrations", False),
+    ("The app's Python (default: $VIRTUAL_ENV, then .venv/ or venv/ here, then the one ci-migrate runs in).",
+     "python: .venv/bin/python", False),
+    ("Time limit for the app's migrations in seconds (default 1200 for check and plan; 0: none).",
+     "timeout: 1200", False),
+    ("Drop sandbox databases that killed runs left on the sandbox server after this long (or off).",
+     "prune-after: 24h", False),
     ("Scratch database for replaying migrations: sqlite, or a server URL without a password.",
      "sandbox: sqlite   # or postgresql://ci@localhost:5432/ or mysql+pymysql://root@localhost/", True),
     ("Environment variable holding the sandbox server's password.",

@@ -1,12 +1,18 @@
-"""The ``check`` pipeline: settings → project → checks → Report.
+"""The ``check`` pipeline (host side): settings → probe → facts → checks → Report.
 
-Imports the app once and loads each revision file once (the graph check); alembic then works from
-one ScriptDirectory seeded with those modules (``alembic_env.script_directory``), shared by every check. Checks run in the order of :data:`CHECKS`; those that
-need a database share one sandbox, opened only when one of them is enabled. A check never prints:
-progress goes to the optional ``progress`` callback and everything else onto the Report.
+The probe (:mod:`ci_migrate.probe`, in the app's interpreter) imports the app once and loads each
+revision file once; every check asks it for facts and judges them here. Checks run in the order
+of :data:`CHECKS`; those that need a database share one sandbox, made while the probe imports the
+app. A check never prints: progress goes to the optional ``progress`` callback and everything else
+onto the Report.
 
 A check is a module in ``ci_migrate.checks`` with ``run(ctx: Context) -> CheckResult | None``
 (``None``: nothing to report, e.g. no pending revisions).
+
+When the app's code stops the run (``sys.exit`` in a revision, a connection that is not the
+sandbox, a process that dies or passes the ``timeout``), the check that was running gets an error
+finding naming the revision or env.py line (:mod:`ci_migrate.checks.stopped`) and the checks after
+it are skipped: a run without a verdict is never a pass.
 """
 
 from __future__ import annotations
@@ -16,24 +22,25 @@ import os
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ci_migrate import __version__
-from ci_migrate.report import CheckResult, Finding, Report, SandboxInfo
+from ci_migrate.facts import History, ProjectFacts, Recorded
+from ci_migrate.report import CheckResult, Finding, InterpreterInfo, Report, SandboxInfo
 
-# (name, needs a sandbox); order matters: replay brings the sandbox to heads for the later ones.
+# (name, needs a sandbox); order matters: replay brings the sandbox to heads (and records what the
+# pending revisions do) for the later ones.
 CHECKS: tuple[tuple[str, bool], ...] = (
     ("graph", False),
+    ("replay", True),
     ("plan", False),
     ("lint", False),
-    ("replay", True),
     ("drift", True),
     ("locks", True),
     ("roundtrip", True),
 )
 CHECK_NAMES = tuple(name for name, _ in CHECKS)
-# Checks that run unless the config turns them on explicitly (they need a base or PostgreSQL).
-OPT_IN: set[str] = set()
 # Graph problems that stop alembic from loading the history at all.
 BLOCKING_GRAPH_RULES = {"CM102", "CM103", "CM104", "CM105", "CM107"}
 
@@ -42,42 +49,67 @@ BLOCKING_GRAPH_RULES = {"CM102", "CM103", "CM104", "CM105", "CM107"}
 class Context:
     """What checks share during one run.
 
-    ``revision_files`` maps revision id → absolute Path (from the graph scan); ``blocked`` says why
-    the history cannot be loaded by alembic (then alembic-based checks are skipped);
-    ``production_dialect`` is the targets' dialect (or the app's own server dialect);
-    ``data`` is where a check leaves what a later one uses (e.g. the plan for lint).
+    ``runtime`` holds the probe, the loaded project's facts and the sandboxes; ``scanned`` and
+    ``revision_files`` (revision id → absolute Path) come from the probe's scan, ``history`` from
+    alembic; ``blocked`` says why the history cannot be loaded by alembic (then alembic-based checks
+    are skipped); ``pending`` is set by :mod:`ci_migrate.checks.pending` (the revisions a pull
+    request adds, or that a target lacks); ``recorded`` holds what the pending revisions did while
+    they ran on the sandbox; ``stopped`` says why the run was stopped early.
     """
 
     settings: Any
-    project: Any
+    runtime: Any
     report: Report
     env: Mapping[str, str]
     options: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[int, int, str], None] | None = None
-    revision_files: dict[str, Any] = field(default_factory=dict)
     scanned: list[Any] = field(default_factory=list)
+    revision_files: dict[str, Path] = field(default_factory=dict)
+    versions_dirs: list[Path] = field(default_factory=list)
+    history: History = field(default_factory=History)
     blocked: str | None = None
-    sandbox: Any = None
     production_dialect: str | None = None
     production_source: str = ""
+    pending: Any = None
+    recorded: dict[str, Recorded] = field(default_factory=dict)
+    stopped: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def project(self) -> ProjectFacts:
+        return self.runtime.project
+
+    @property
+    def probe(self) -> Any:
+        return self.runtime.probe
+
+    @property
+    def sandbox(self) -> Any:
+        """The run's main sandbox (made on first use, sent to the probe)."""
+        return self.runtime.sandbox()
 
     def result(self, name: str) -> CheckResult | None:
         return self.report.check(name)
 
 
-def production_dialect(settings: Any, project: Any, env: Mapping[str, str]) -> tuple[str | None, str]:
+def production_dialect(settings: Any, project: ProjectFacts, env: Mapping[str, str]) -> tuple[str | None, str]:
     """The dialect production uses: from the configured targets' URLs, else the app's own URL.
 
-    Returns ``(dialect or None, where it came from)``.
+    Returns ``(dialect or None, where it came from)``; None when no target URL is set and the app
+    has no database URL of its own.
     """
     from ci_migrate.sandbox import normalize_url
 
     for name, target in settings.targets.items():
         url = env.get(target.url_env)
         if url:
-            return normalize_url(url).get_backend_name(), f"target {name!r}"
-    return project.configured_dialect(), "the app's SQLALCHEMY_DATABASE_URI"
+            try:
+                return normalize_url(url).get_backend_name(), f"target {name!r}"
+            except Exception:  # noqa: BLE001 - a bad target URL is reported where the target is used
+                continue
+    if settings.targets:  # targets are configured, but their URLs are not set here: unknown, not the app's
+        return None, "unknown (the targets' URL variables are not set)"
+    return project.configured_dialect, "the app's SQLALCHEMY_DATABASE_URI"
 
 
 def apply_overrides(result: CheckResult, settings: Any) -> CheckResult:
@@ -98,19 +130,23 @@ def skipped(name: str, why: str) -> CheckResult:
 
 
 def scan_graph(ctx: Context) -> CheckResult:
-    """Scan and judge the revision files; fills ``ctx.scanned`` / ``ctx.revision_files``."""
-    from ci_migrate.alembic_env import capture_revision_modules
+    """Ask the probe to load every revision file and judge the graph; fills the context's file map
+    and history."""
     from ci_migrate.checks import graph
 
     started = time.perf_counter()
-    with ctx.project.app_context(), capture_revision_modules(ctx.project):  # alembic reuses these modules
-        ctx.scanned = graph.scan_revision_files(ctx.project.versions_dirs)
-    result = graph.analyze(ctx.scanned, ctx.project.root, merge_command=f"flask {ctx.project.command_name} merge")
+    scan = ctx.probe.call("scan")
+    ctx.scanned = graph.from_probe(scan["revisions"])
+    ctx.versions_dirs = [Path(d) for d in scan.get("versions_dirs") or ()]
+    ctx.history = History.from_data(scan.get("history") or {})
+    result = graph.analyze(ctx.scanned, ctx.project.root, merge_command=f"{ctx.project.cli} merge")
     result.duration_s = round(time.perf_counter() - started, 3)
     ctx.revision_files = {s.revision: s.path for s in ctx.scanned if s.revision}
     bad = sorted({f.rule_id for f in result.findings if f.rule_id in BLOCKING_GRAPH_RULES})
     if bad:
         ctx.blocked = f"skipped: the revision graph is broken ({', '.join(bad)})"
+    elif ctx.history.error:
+        ctx.blocked = f"skipped: alembic cannot read the history ({ctx.history.error})"
     return result
 
 
@@ -123,21 +159,26 @@ def _internal_error(name: str, exc: BaseException) -> CheckResult:
 
 
 def _run_one(ctx: Context, name: str) -> None:
+    from ci_migrate.checks import stopped
     from ci_migrate.errors import CiMigrateError
+    from ci_migrate.probe_process import ProbeCrashed, ProbeProblem
 
-    if name == "graph":
-        result: CheckResult | None = scan_graph(ctx)
-    elif ctx.blocked and name in ("locks", "roundtrip", "plan") and not _has_pending_source(ctx):
+    result: CheckResult | None
+    if ctx.stopped:
+        result = skipped(name, f"skipped: {ctx.stopped}")
+    elif ctx.blocked and name in ("locks", "roundtrip", "plan") and ctx.pending is None:
         result = None  # they would have had nothing to look at anyway
-    elif ctx.blocked and name != "lint":
+    elif ctx.blocked and name not in ("lint", "plan"):
         result = skipped(name, ctx.blocked)
     else:
-        from ci_migrate.alembic_env import shared_script_directory
-
         module = importlib.import_module(f"ci_migrate.checks.{name}")
         try:
-            with shared_script_directory(ctx.project):  # revision files are loaded once per run, not per check
-                result = module.run(ctx)
+            result = module.run(ctx)
+        except ProbeCrashed as exc:
+            result = stopped.crashed(name, exc)
+        except ProbeProblem as exc:
+            result = stopped.result(name, exc, ctx.project)
+            ctx.stopped = stopped.reason(exc)
         except CiMigrateError:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
@@ -146,22 +187,56 @@ def _run_one(ctx: Context, name: str) -> None:
         ctx.report.checks.append(apply_overrides(result, ctx.settings))
 
 
-def _has_pending_source(ctx: Context) -> bool:
-    """A base branch or a target was named (explicitly or by the CI), so revisions could be pending."""
-    from ci_migrate.checks.base_branch import default_base
-
-    return bool(ctx.options.get("base") or ctx.options.get("target") or default_base(ctx.env))
-
-
 def enabled_checks(settings: Any, only: set[str] | None) -> list[str]:
     """Checks to run, in pipeline order; the graph scan always runs (others need its file map)."""
-    import importlib.util
-
-    names = [n for n in CHECK_NAMES if settings.check_enabled(n) and (n not in OPT_IN or n in settings.checks)
-             and importlib.util.find_spec(f"ci_migrate.checks.{n}") is not None]
+    names = [n for n in CHECK_NAMES if settings.check_enabled(n)]
     if only is not None:
         names = [n for n in names if n in only]
     return names
+
+
+def refused_urls(settings: Any, env: Mapping[str, str]) -> list[Any]:
+    """The configured targets' URLs: a sandbox server URL naming one of them is refused."""
+    from ci_migrate.sandbox import normalize_url
+
+    refuse = []
+    for target in settings.targets.values():
+        url = env.get(target.url_env)
+        if url:
+            try:
+                refuse.append(normalize_url(url))
+            except Exception:  # noqa: BLE001 - reported where the target is used
+                continue
+    return refuse
+
+
+def new_report(runtime: Any, settings: Any, command: str) -> Report:
+    """A Report with the run's app, migrations directory and interpreter filled in."""
+    project = runtime.project
+    stack = runtime.probe.stack
+    return Report(
+        version=__version__, command=command, app=project.app, migrations=project.migrations,
+        fail_on=settings.fail_on, key=f"{project.app or project.app_name}:{project.migrations}",
+        notes=list(project.notes),
+        interpreter=InterpreterInfo(path=runtime.interpreter.path, source=runtime.interpreter.source,
+                                    python=stack.get("python_version"), packages=stack.get("packages") or {}))
+
+
+def replay_progress(ctx_holder: dict[str, Any], progress: Callable[[int, int, str], None] | None
+                    ) -> Callable[[dict[str, Any]], None] | None:
+    """An event listener that turns the replay's ``ran`` events into ``progress(done, total, revision)``."""
+    if progress is None:
+        return None
+    counter = {"done": 0}
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("type") == "ran" and event.get("phase") == "replay" and event.get("direction") == "upgrade":
+            counter["done"] += 1
+            ctx = ctx_holder.get("ctx")
+            total = len(ctx.revision_files) * max(1, len(ctx.project.migrated_binds)) if ctx else 0
+            progress(counter["done"], max(total, counter["done"]), str(event.get("revision")))
+
+    return on_event
 
 
 def run_check(
@@ -174,57 +249,47 @@ def run_check(
 ) -> Report:
     """Run the enabled checks and return the Report.
 
-    ``options`` carries command options checks read (e.g. ``base`` for the plan check).
-    Raises ``AppLoadError``/``DatabaseError`` (exit 3) and ``UsageError`` (exit 2); findings are
-    never raised.
+    ``options`` carries command options checks read (``base`` for the plan check, ``target`` for
+    ``plan --target``). Raises ``AppLoadError``/``DatabaseError``/``EnvironmentProblem`` (exit 3) and
+    ``UsageError`` (exit 2); findings are never raised.
     """
-    from ci_migrate.project import load_project
+    from ci_migrate.runtime import open_runtime, timeout_for
 
     started = time.perf_counter()
     env = os.environ if env is None else env
-    project = load_project(settings.root, settings.app, settings.migrations)
-    migrations = project.relative(project.migrations_dir)
-    report = Report(
-        version=__version__, command="check", app=project.import_string, migrations=migrations,
-        fail_on=settings.fail_on, key=f"{project.import_string or project.app.name}:{migrations}",
-        notes=list(project.notes),
-    )
-    ctx = Context(settings=settings, project=project, report=report, env=env, options=dict(options or {}),
-                  progress=progress)
-    ctx.production_dialect, ctx.production_source = production_dialect(settings, project, env)
+    options = dict(options or {})
     names = enabled_checks(settings, only)
-    if "graph" not in names:  # the file map is still needed; the result is not reported
-        scan_graph(ctx)
     needs_db = [n for n, db in CHECKS if db and n in names]
-    for name in [n for n in names if n not in needs_db]:
-        _run_one(ctx, name)
-    if needs_db and not ctx.blocked:
-        with open_sandbox_for(ctx) as sandbox:
-            ctx.sandbox = sandbox
-            report.sandbox = SandboxInfo(dialect=sandbox.dialect, url=sandbox.display_url, kept=settings.keep_sandbox)
-            if "replay" not in names:
-                names.insert(names.index(needs_db[0]), "replay")  # later checks need the sandbox at heads
-                needs_db.insert(0, "replay")
-                ctx.data["replay_hidden"] = True
-            for name in needs_db:
-                _run_one(ctx, name)
-            if ctx.data.get("replay_hidden"):
-                report.checks = [c for c in report.checks if c.name != "replay"]
-    else:
-        for name in needs_db:
-            _run_one(ctx, name)
+    holder: dict[str, Any] = {}
+    with open_runtime(settings, env, sandbox=bool(needs_db), refuse=refused_urls(settings, env),
+                      on_event=replay_progress(holder, progress), timeout_s=timeout_for(settings)) as runtime:
+        report = new_report(runtime, settings, "check")
+        ctx = Context(settings=settings, runtime=runtime, report=report, env=env, options=options, progress=progress)
+        holder["ctx"] = ctx
+        ctx.production_dialect, ctx.production_source = production_dialect(settings, runtime.project, env)
+        _run_checks(ctx, names, needs_db)
+        if runtime.sandboxes is not None and runtime._main is not None:
+            main = runtime._main
+            report.sandbox = SandboxInfo(dialect=main.dialect, url=main.display_url, kept=settings.keep_sandbox)
+        report.notes += runtime.notices
     report.duration_s = round(time.perf_counter() - started, 3)
     return report
 
 
-def open_sandbox_for(ctx: Context) -> Any:
-    """Open the sandbox for the project's binds, refusing URLs that point at a configured target."""
-    from ci_migrate.sandbox import normalize_url, open_sandbox
+def _run_checks(ctx: Context, names: list[str], needs_db: list[str]) -> None:
+    from ci_migrate.checks import pending
 
-    refuse = []
-    for name, target in ctx.settings.targets.items():
-        url = ctx.env.get(target.url_env)
-        if url:
-            refuse.append(normalize_url(url))
-    return open_sandbox(ctx.settings.sandbox_url(ctx.env), ctx.project.bind_keys, keep=ctx.settings.keep_sandbox,
-                        refuse=refuse)
+    graph = scan_graph(ctx)
+    if "graph" in names:
+        ctx.report.checks.append(apply_overrides(graph, ctx.settings))
+    if any(n in names for n in ("plan", "lint", "locks", "roundtrip", "replay")):
+        pending.prepare(ctx)
+    if needs_db and "replay" not in names and not ctx.blocked:
+        names = [n for n in names if n != "replay"]
+        names.insert(names.index(needs_db[0]), "replay")  # later checks need the sandbox at heads
+        ctx.data["replay_hidden"] = True
+    for name in names:
+        if name != "graph":
+            _run_one(ctx, name)
+    if ctx.data.get("replay_hidden"):
+        ctx.report.checks = [c for c in ctx.report.checks if c.name != "replay"]

@@ -274,6 +274,7 @@ class ApplyFacts(_Model):
     lock_wait_s: float = 0.0
     pending: list[PlannedRevision] = Field(default_factory=list)  # the plan, base → head; SQL in dry runs
     retries: int = 0  # lock timeouts retried
+    table_rows: dict[str, int | None] = Field(default_factory=dict)  # dry runs: rows of the touched tables (estimates)
 
 
 Facts = Annotated[
@@ -319,6 +320,27 @@ class CheckResult(_Model):
         return "failed" if worst >= 2 else "warning" if worst == 1 else "passed"
 
 
+class InterpreterInfo(_Model):
+    """The interpreter the probe ran in and the app stack found there.
+
+    ``source`` says how it was chosen (``--python``, ``CI_MIGRATE_PYTHON``, ``$VIRTUAL_ENV``,
+    ``.venv/ in the project``, ``ci-migrate's own``…); ``packages`` maps distribution → version
+    (Flask, Flask-SQLAlchemy, Flask-Migrate, alembic, SQLAlchemy, the drivers found).
+    """
+
+    path: str
+    source: str
+    python: str | None = None
+    packages: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def stack(self) -> str:
+        """``Python 3.11.7, Flask 3.1.3, …`` for a header line."""
+        parts = [f"Python {self.python}"] if self.python else []
+        parts += [f"{name} {version}" for name, version in self.packages.items()]
+        return ", ".join(parts)
+
+
 class SandboxInfo(_Model):
     dialect: str
     url: str  # password masked
@@ -339,6 +361,7 @@ class Report(_Model):
     fail_on: Literal["error", "warning"] = "error"
     started_at: _dt.datetime = Field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc))
     duration_s: float = 0.0
+    interpreter: InterpreterInfo | None = None
     sandbox: SandboxInfo | None = None
     checks: list[CheckResult] = Field(default_factory=list)
     tables: list[TableSchema] = Field(default_factory=list)

@@ -1,33 +1,74 @@
-"""Throwaway databases ("sandboxes"): a SQLite temp file, or ``CREATE DATABASE`` on a server.
+"""Throwaway databases ("sandboxes"), owned by the host: made, handed to the probe, always dropped.
 
-One database per bind. Every database made here is dropped when the sandbox closes — in
-``finally``, and on SIGTERM/SIGINT (the handler turns the signal into ``SystemExit`` so the
-``finally`` blocks run) — unless it is kept on purpose (``--keep-sandbox``).
+A sandbox is one database per bind: a SQLite file in a temp directory of its own, or
+``CREATE DATABASE`` on a PostgreSQL/MySQL server. Its name carries its creation time,
+``ci_migrate_<UTC yyyymmddhhmm>_<random>`` (``_<bind>`` for extra binds; the directory of a SQLite
+sandbox is named the same way), so that :func:`prune` can drop what a killed run left behind. The
+prefix ``ci_migrate`` can be changed with ``CI_MIGRATE_SANDBOX_PREFIX`` (a test suite uses its own,
+to count only its own databases on a shared server).
+
+Every database made here is dropped when :class:`Sandboxes` closes — in ``finally``, and on
+SIGTERM/SIGINT (:func:`drop_on_signals` turns the signal into ``SystemExit`` so the ``finally``
+blocks run) — unless kept on purpose (``--keep-sandbox``), whatever the probe did.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import datetime as _dt
+import re
 import secrets
 import shutil
 import signal
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from ci_migrate.errors import DatabaseError, UsageError
 from ci_migrate.masking import mask_url
 
+DEFAULT_PREFIX = "ci_migrate"
+PREFIX_VARIABLE = "CI_MIGRATE_SANDBOX_PREFIX"
+_STAMP = "%Y%m%d%H%M"
+
+
+def prefix_from(env: Mapping[str, str]) -> str:
+    """The sandbox name prefix: ``CI_MIGRATE_SANDBOX_PREFIX`` (letters, digits, ``_``) or ``ci_migrate``."""
+    value = env.get(PREFIX_VARIABLE, "").strip()
+    if value and not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", value):
+        raise UsageError(f"{PREFIX_VARIABLE}={value!r}: use lower-case letters, digits and _ (at most 31 characters)")
+    return value or DEFAULT_PREFIX
+
+
+def _name_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(prefix)}_(?P<stamp>\d{{12}})_[0-9a-f]{{8}}(?:_[a-z0-9_]+)?$")
+
+
+def new_name(prefix: str, now: _dt.datetime | None = None) -> str:
+    """``<prefix>_<UTC yyyymmddhhmm>_<8 hex>``."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return f"{prefix}_{now.strftime(_STAMP)}_{secrets.token_hex(4)}"
+
+
+def created_at(name: str, prefix: str) -> _dt.datetime | None:
+    """When a sandbox of that name was made (UTC, to the minute), or None for other names."""
+    match = _name_pattern(prefix).match(name)
+    if not match:
+        return None
+    return _dt.datetime.strptime(match["stamp"], _STAMP).replace(tzinfo=_dt.timezone.utc)
+
 
 def normalize_url(url: str | Any) -> Any:
-    """Parse a server URL and pick an installed driver for plain dialect names.
+    """Parse a server URL and pick a driver installed here (the host) for plain dialect names.
 
     ``postgresql://`` (and Heroku's ``postgres://``) → ``postgresql+psycopg`` when psycopg 3 is
-    installed, else ``postgresql+psycopg2``; ``mysql://``/``mariadb://`` → ``+pymysql`` when PyMySQL
-    is installed. Raises :class:`UsageError` for a URL SQLAlchemy cannot parse.
+    installed, else ``postgresql+psycopg2``; ``mysql://``/``mariadb://`` → ``+pymysql``. Raises
+    :class:`UsageError` for a URL SQLAlchemy cannot parse.
     """
+    import importlib.util
+
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -35,20 +76,32 @@ def normalize_url(url: str | Any) -> Any:
         url = "postgresql://" + url[len("postgres://"):]
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise UsageError(f"Not a database URL: {mask_url(str(url))} ({exc})") from None
     if parsed.drivername == "postgresql":
-        driver = "psycopg" if _has_psycopg3_dialect() else "psycopg2"
-        parsed = parsed.set(drivername=f"postgresql+{driver}")
+        psycopg3 = importlib.util.find_spec("psycopg") and importlib.util.find_spec(
+            "sqlalchemy.dialects.postgresql.psycopg")
+        parsed = parsed.set(drivername="postgresql+psycopg" if psycopg3 else "postgresql+psycopg2")
     elif parsed.drivername in ("mysql", "mariadb") and importlib.util.find_spec("pymysql"):
         parsed = parsed.set(drivername=f"{parsed.drivername}+pymysql")
     return parsed
 
 
-def _has_psycopg3_dialect() -> bool:
-    """psycopg 3 is installed and SQLAlchemy (>= 2.0) has its dialect."""
-    return bool(importlib.util.find_spec("psycopg")) and bool(
-        importlib.util.find_spec("sqlalchemy.dialects.postgresql.psycopg"))
+def url_text(url: Any) -> str:
+    """A URL as text with its password and without a driver (for the probe, which connects with the
+    driver the app's environment has: ``postgresql://…``, not the host's ``postgresql+psycopg://…``)."""
+    if hasattr(url, "render_as_string"):
+        return url.set(drivername=url.get_backend_name()).render_as_string(hide_password=False)
+    return str(url)
+
+
+def is_sqlite(spec: str) -> bool:
+    return spec.strip().lower() in ("sqlite", "", "sqlite://")
+
+
+def dialect_of(spec: str) -> str:
+    """``sqlite`` or the backend name of a sandbox server URL."""
+    return "sqlite" if is_sqlite(spec) else normalize_url(spec).get_backend_name()
 
 
 def same_database(a: Any, b: Any) -> bool:
@@ -63,46 +116,24 @@ def same_database(a: Any, b: Any) -> bool:
     return (host(a), a.port or default_port, a.database) == (host(b), b.port or default_port, b.database)
 
 
-@dataclass
-class Sandbox:
-    """Open throwaway databases, one per bind key (``None`` = default).
-
-    ``engines`` are ready to use (NullPool, so nothing stays connected between commands).
-    """
-
-    dialect: str
-    urls: dict[str | None, Any]
-    engines: dict[str | None, Any]
-    kept: bool = False
-    server_url: Any = None
-    _tmpdir: str | None = None
-    _created: list[str] = field(default_factory=list)
-
-    @property
-    def display_url(self) -> str:
-        """The default bind's URL with the password masked."""
-        return mask_url(self.urls[None])
-
-    def close(self) -> None:
-        """Dispose engines and drop the databases (unless kept). Safe to call twice."""
-        for engine in self.engines.values():
-            engine.dispose()
-        if self.kept:
-            return
-        if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
-        if self._created:
-            _drop_databases(self.server_url, self._created)
-            self._created = []
+def describe_connect_error(url: Any, exc: BaseException) -> str:
+    """A person-readable message for a failed connection: host, port, database, never the password."""
+    detail = str(getattr(exc, "orig", exc)).strip().splitlines()
+    first = detail[0] if detail else type(exc).__name__
+    where = f"{url.host or 'localhost'}{':' + str(url.port) if url.port else ''}"
+    return (
+        f"Cannot connect to the {url.get_backend_name()} server at {where} "
+        f"(database {url.database or '(none)'!s}, user {url.username or '(default)'}): {first}\n"
+        "  Check that the server is running and reachable from here, and the user and password "
+        f"(URL used: {mask_url(url)})."
+    )
 
 
 def _admin_engine(server_url: Any) -> Any:
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
-    backend = server_url.get_backend_name()
-    if backend == "postgresql":
+    if server_url.get_backend_name() == "postgresql":
         admin_url = server_url.set(database=server_url.database or "postgres")
     else:
         admin_url = server_url.set(database=None)
@@ -125,90 +156,129 @@ def _drop_databases(server_url: Any, names: Iterable[str]) -> None:
         engine.dispose()
 
 
-def describe_connect_error(url: Any, exc: BaseException) -> str:
-    """A person-readable message for a failed connection: host, port, database, never the password."""
-    detail = str(getattr(exc, "orig", exc)).strip().splitlines()
-    first = detail[0] if detail else type(exc).__name__
-    where = f"{url.host or 'localhost'}{':' + str(url.port) if url.port else ''}"
-    return (
-        f"Cannot connect to the {url.get_backend_name()} server at {where} "
-        f"(database {url.database or '(none)'!s}, user {url.username or '(default)'}): {first}\n"
-        "  Check that the server is running and reachable from here, and the user and password "
-        f"(URL used: {mask_url(url)})."
-    )
+@dataclass
+class Sandbox:
+    """The databases of one sandbox, per bind key (``None`` = default)."""
+
+    id: int
+    dialect: str
+    urls: dict[str | None, Any]
+    kept: bool = False
+    names: list[str] = field(default_factory=list)  # server databases made
+    tmpdir: str | None = None  # SQLite: the directory holding its files
+
+    @property
+    def display_url(self) -> str:
+        """The default bind's URL with the password masked."""
+        return mask_url(self.urls[None])
+
+    def message(self) -> dict[str, Any]:
+        """What the probe gets: ``{"id", "dialect", "urls": {bind or "": url text}}``."""
+        return {"id": self.id, "dialect": self.dialect, "urls": {k or "": url_text(u) for k, u in self.urls.items()}}
 
 
-def _create_server_databases(server_url: Any, bind_keys: list[str | None], tag: str) -> dict[str | None, str]:
-    import sqlalchemy as sa
+class Sandboxes:
+    """Makes and drops the sandboxes of one run (``spec``: ``"sqlite"`` or a server URL).
 
-    backend = server_url.get_backend_name()
-    names = {key: f"ci_migrate_{tag}" + (f"_{key.lower()}" if key else "") for key in bind_keys}
-    engine = _admin_engine(server_url)
-    try:
-        with engine.connect() as conn:
-            for name in names.values():
-                conn.exec_driver_sql(f"CREATE DATABASE {_quote(backend, name)}")
-    except sa.exc.OperationalError as exc:
-        raise DatabaseError(describe_connect_error(engine.url, exc)) from None
-    except sa.exc.DBAPIError as exc:
-        raise DatabaseError(
-            f"Could not create a sandbox database on {mask_url(engine.url)}: {exc.orig}\n"
-            "  The sandbox user needs the right to CREATE DATABASE (PostgreSQL: CREATEDB)."
-        ) from None
-    finally:
-        engine.dispose()
-    return names
-
-
-@contextlib.contextmanager
-def open_sandbox(
-    spec: str,
-    bind_keys: list[str | None],
-    *,
-    keep: bool = False,
-    refuse: Iterable[Any] = (),
-) -> Iterator[Sandbox]:
-    """Create the throwaway databases and drop them on exit.
-
-    ``spec`` is ``"sqlite"`` or a server URL (``postgresql://user@host/``, ``mysql+pymysql://root@host/``;
-    its database part, if any, is only used to connect for ``CREATE DATABASE``). ``refuse`` lists
-    target URLs the sandbox server URL must not point at. Raises :class:`UsageError` when the URL
-    names a target database, :class:`DatabaseError` when the server is unreachable or refuses.
+    ``refuse`` lists target URLs the sandbox server must not point at. Thread-safe: the first
+    sandbox is made while the probe imports the app.
     """
-    import sqlalchemy as sa
-    from sqlalchemy.pool import NullPool
 
-    tag = secrets.token_hex(4)
-    if spec.strip().lower() in ("sqlite", "", "sqlite://"):
-        tmpdir = tempfile.mkdtemp(prefix="ci_migrate_")
-        urls = {
-            key: sa.engine.make_url(f"sqlite:///{Path(tmpdir) / ((key or 'default') + '.db')}") for key in bind_keys
-        }
-        sandbox = Sandbox("sqlite", urls, {}, kept=keep, _tmpdir=tmpdir)
-    else:
-        server = normalize_url(spec)
-        for target in refuse:
-            if server.database and same_database(server, target):
-                raise UsageError(
-                    f"The sandbox URL {mask_url(server)} points at the database of a configured target. "
-                    "The sandbox must be a server where throwaway databases can be created and dropped; "
-                    "give it without a database name (e.g. postgresql://user@host/)."
-                )
-        names = _create_server_databases(server, bind_keys, tag)
-        urls = {key: server.set(database=name) for key, name in names.items()}
-        sandbox = Sandbox(server.get_backend_name(), urls, {}, kept=keep, server_url=server)
-        sandbox._created = list(names.values())
-    sandbox.engines = {key: sa.create_engine(url, poolclass=NullPool) for key, url in urls.items()}
-    with _drop_on_signals():
+    def __init__(self, spec: str, *, keep: bool = False, refuse: Iterable[Any] = (), prefix: str = DEFAULT_PREFIX):
+        self.spec, self.keep, self.prefix = spec, keep, prefix
+        self.dialect = dialect_of(spec)
+        self.server = None if is_sqlite(spec) else normalize_url(spec)
+        self.open: dict[int, Sandbox] = {}
+        self._lock = threading.Lock()
+        self._count = 0
+        if self.server is not None:
+            for target in refuse:
+                if self.server.database and same_database(self.server, target):
+                    raise UsageError(
+                        f"The sandbox URL {mask_url(self.server)} points at the database of a configured target. "
+                        "The sandbox must be a server where throwaway databases can be created and dropped; "
+                        "give it without a database name (e.g. postgresql://user@host/).")
+
+    def create(self, bind_keys: Iterable[str | None]) -> Sandbox:
+        """A new sandbox with one database per bind key. Raises :class:`DatabaseError` (exit 3)."""
+        keys = list(dict.fromkeys(bind_keys)) or [None]
+        base = new_name(self.prefix)
+        with self._lock:
+            self._count += 1
+            number = self._count
+        if self.server is None:
+            from sqlalchemy.engine import make_url
+
+            tmpdir = Path(tempfile.gettempdir()) / base
+            tmpdir.mkdir(mode=0o700)
+            urls = {key: make_url(f"sqlite:///{tmpdir / ((key or 'default') + '.db')}") for key in keys}
+            sandbox = Sandbox(number, "sqlite", urls, kept=self.keep, tmpdir=str(tmpdir))
+        else:
+            names = {key: base + (f"_{re.sub(r'[^a-z0-9_]', '_', key.lower())}" if key else "") for key in keys}
+            sandbox = Sandbox(number, self.dialect, {}, kept=self.keep)
+            with self._lock:
+                self.open[number] = sandbox
+            self._create_server_databases(sandbox, names)
+        with self._lock:
+            self.open[number] = sandbox
+        return sandbox
+
+    def extend(self, sandbox: Sandbox, bind_keys: Iterable[str | None]) -> Sandbox:
+        """Add databases for more binds to a sandbox (the binds are known once the app is loaded)."""
+        missing = [k for k in dict.fromkeys(bind_keys) if k not in sandbox.urls]
+        if not missing:
+            return sandbox
+        if sandbox.tmpdir:
+            from sqlalchemy.engine import make_url
+
+            for key in missing:
+                sandbox.urls[key] = make_url(f"sqlite:///{Path(sandbox.tmpdir) / ((key or 'default') + '.db')}")
+            return sandbox
+        base = sandbox.names[0] if sandbox.names else new_name(self.prefix)
+        self._create_server_databases(sandbox, {key: base + (f"_{re.sub(r'[^a-z0-9_]', '_', key.lower())}" if key else "")
+                                                for key in missing})
+        return sandbox
+
+    def _create_server_databases(self, sandbox: Sandbox, names: dict[str | None, str]) -> None:
+        import sqlalchemy as sa
+
+        backend = self.server.get_backend_name()
+        engine = _admin_engine(self.server)
         try:
-            yield sandbox
+            with engine.connect() as conn:
+                for key, name in names.items():
+                    conn.exec_driver_sql(f"CREATE DATABASE {_quote(backend, name)}")
+                    sandbox.names.append(name)  # recorded at once: dropped even if the next one fails
+                    sandbox.urls[key] = self.server.set(database=name)
+        except sa.exc.OperationalError as exc:
+            raise DatabaseError(describe_connect_error(engine.url, exc)) from None
+        except sa.exc.DBAPIError as exc:
+            raise DatabaseError(
+                f"Could not create a sandbox database on {mask_url(engine.url)}: {exc.orig}\n"
+                "  The sandbox user needs the right to CREATE DATABASE (PostgreSQL: CREATEDB).") from None
         finally:
-            sandbox.close()
+            engine.dispose()
+
+    def drop(self, number: Any) -> None:
+        """Drop one sandbox now (unless kept). Unknown ids are ignored."""
+        with self._lock:
+            sandbox = self.open.pop(number, None)
+        if sandbox is None or sandbox.kept:
+            return
+        if sandbox.tmpdir:
+            shutil.rmtree(sandbox.tmpdir, ignore_errors=True)
+        if sandbox.names:
+            _drop_databases(self.server, sandbox.names)
+
+    def close(self) -> None:
+        """Drop every sandbox still open (unless kept). Safe to call twice."""
+        for number in list(self.open):
+            self.drop(number)
 
 
 @contextlib.contextmanager
-def _drop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit(143) while a sandbox is open, so ``finally`` drops it.
+def drop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit(143) for the block, so ``finally`` drops the sandboxes.
 
     SIGINT already raises KeyboardInterrupt. Only installable from the main thread.
     """
@@ -225,3 +295,54 @@ def _drop_on_signals() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def prune(spec: str, older_than_s: float, prefix: str = DEFAULT_PREFIX, now: _dt.datetime | None = None) -> list[str]:
+    """Drop the sandboxes of ``spec``'s kind that killed runs left behind: server databases (or SQLite
+    temp directories) named ``<prefix>_<stamp>_<random>`` whose stamp is more than ``older_than_s``
+    seconds old. Returns what was dropped (names, or directory paths). Raises DatabaseError (exit 3)
+    when the server cannot be reached."""
+    import sqlalchemy as sa
+
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    cutoff = now - _dt.timedelta(seconds=older_than_s)
+
+    def old(name: str) -> bool:
+        stamp = created_at(name, prefix)
+        return stamp is not None and stamp < cutoff
+
+    if is_sqlite(spec):
+        dropped = []
+        top = Path(tempfile.gettempdir())
+        for entry in sorted(top.iterdir()) if top.is_dir() else []:
+            if entry.is_dir() and old(entry.name):
+                shutil.rmtree(entry, ignore_errors=True)
+                dropped.append(str(entry))
+        return dropped
+    server = normalize_url(spec)
+    backend = server.get_backend_name()
+    listing = ("SELECT datname FROM pg_database" if backend == "postgresql"
+               else "SELECT schema_name FROM information_schema.schemata")
+    engine = _admin_engine(server)
+    try:
+        with engine.connect() as conn:
+            names = [row[0] for row in conn.exec_driver_sql(listing)]
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseError(describe_connect_error(engine.url, exc)) from None
+    finally:
+        engine.dispose()
+    stale = [n for n in names if old(n)]
+    if stale:
+        _drop_databases(server, stale)
+    return stale
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds in ``2h``, ``30m``, ``1d``, ``90s``, ``45`` (seconds) or a number. ValueError otherwise."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(text).lower())
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 30m, 2h, 1d)")
+    return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+

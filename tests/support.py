@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 APPS = ROOT / "tests" / "apps"
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432/"
 MYSQL_SERVER = "mysql+pymysql://root@127.0.0.1:3306/"
+# This test run's own sandbox name prefix (CI_MIGRATE_SANDBOX_PREFIX): the servers are shared with
+# other processes, so the leak checks count only the databases of this run.
+SANDBOX_PREFIX = f"ci_migrate_t{os.getpid():x}"[:31]
 
 
 def reachable(url: str) -> bool:
@@ -46,13 +49,14 @@ def ensure_server(url: str, start: list[str]) -> None:
 
 
 def sandbox_databases(server: str) -> list[str]:
-    """Names of ci_migrate_* databases left on a server."""
+    """Names of this test run's sandbox databases (``SANDBOX_PREFIX``) on a server."""
     import sqlalchemy as sa
 
+    like = SANDBOX_PREFIX.replace("_", "\\_") + "\\_%%"
     if server.startswith("postgresql"):
-        url, sql = server + "postgres", "SELECT datname FROM pg_database WHERE datname LIKE 'ci\\_migrate\\_%%'"
+        url, sql = server + "postgres", f"SELECT datname FROM pg_database WHERE datname LIKE '{like}'"
     else:
-        url, sql = server, "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'ci\\_migrate\\_%%'"
+        url, sql = server, f"SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE '{like}'"
     from ci_migrate.sandbox import normalize_url
 
     engine = sa.create_engine(normalize_url(url))
@@ -85,7 +89,8 @@ class Result:
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CI_MIGRATE_", "GITHUB_", "GITLAB_", "INPUT_", "FLASK_")) and k != "DATABASE_URL"}
-    env.update({"PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200", "NO_COLOR": "1"})
+    env.update({"PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200", "NO_COLOR": "1",
+                "CI_MIGRATE_SANDBOX_PREFIX": SANDBOX_PREFIX})
     env.update(extra or {})
     return env
 

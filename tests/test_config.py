@@ -10,7 +10,8 @@ import pytest
 from ci_migrate.config import (CONFIG_FILENAME, Baseline, CheckSetting, ConfigError, Ignore, Settings, Target, load,
                                starter_config, write_starter)
 
-ALLOWED = ("    allowed keys: app, migrations, sandbox, sandbox-password-env, targets, checks, rules, ignore, "
+ALLOWED = ("    allowed keys: app, migrations, python, timeout, prune-after, sandbox, sandbox-password-env, targets, "
+           "checks, rules, ignore, "
            "baseline, fail-on, keep-sandbox, format, output, target, base, comment, junit, sarif, codequality")
 
 
@@ -330,7 +331,7 @@ def test_env_name_typos_and_bad_yaml(tmp_path):
     lines = message.splitlines()
     assert lines[0].startswith("CI_MIGRATE_CHECKS: invalid YAML: expected ',' or ']'")
     assert lines[1] == "CI_MIGRATE_SANDBX: unknown setting — did you mean CI_MIGRATE_SANDBOX?"
-    assert lines[2].startswith("    settings: CI_MIGRATE_APP, CI_MIGRATE_MIGRATIONS, CI_MIGRATE_SANDBOX, ")
+    assert lines[2].startswith("    settings: CI_MIGRATE_APP, CI_MIGRATE_MIGRATIONS, CI_MIGRATE_PYTHON, CI_MIGRATE_TIMEOUT, ")
     assert len(lines) == 3  # CI_MIGRATE_GITHUB_TOKEN is not a typo of a setting: left alone
 
 
@@ -530,3 +531,32 @@ def test_write_starter_refuses_to_overwrite(tmp_path):
     assert path.read_text() == "app: mine\n"
     write_starter(path, force=True)
     assert path.read_text() == starter_config()
+
+
+def test_python_timeout_and_prune_after(tmp_path):
+    write(tmp_path, """
+        python: .venv/bin/python
+        timeout: 90
+        prune-after: 36h
+    """)
+    settings = load(cwd=tmp_path, env={})
+    assert (settings.python, settings.timeout, settings.prune_after) == (".venv/bin/python", 90, 36 * 3600)
+    assert settings.python_source == "python: in .ci-migrate.yml"
+    settings = load(cwd=tmp_path, env={"CI_MIGRATE_PYTHON": "/opt/app/bin/python", "CI_MIGRATE_PRUNE_AFTER": "off"})
+    assert (settings.python, settings.python_source, settings.prune_after) == (
+        "/opt/app/bin/python", "CI_MIGRATE_PYTHON", 0)
+    settings = load(cwd=tmp_path, env={}, overrides={"python": "/usr/bin/python3", "timeout": 0})
+    assert (settings.python_source, settings.timeout) == ("--python", 0)
+    assert load(cwd=tmp_path, env={"CI_MIGRATE_TIMEOUT": "5"}).timeout == 5
+
+
+@pytest.mark.parametrize("text, message", [
+    ("timeout: -1\n", "timeout: must be at least 0 (got -1)"),
+    ("prune-after: soon\n", "prune-after: must be a duration such as 12h, 90m, 2d or a number of seconds, or off"),
+])
+def test_python_timeout_and_prune_after_errors(tmp_path, text, message):
+    write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load(cwd=tmp_path, env={})
+    assert message in str(err.value) and ".ci-migrate.yml:1" in str(err.value)
+

@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from ci_migrate.checks.graph import ScannedRevision, analyze, scan_revision_files
+from ci_migrate.checks.graph import ScannedRevision, analyze, from_probe
+from ci_migrate.probe.revisions import scan_files
 from ci_migrate.report import CheckResult
+
+
+def scan_revision_files(dirs: list[Path], recursive: bool = False) -> list[ScannedRevision]:
+    """The probe's scan of revision files (run in this process), as the graph check reads it."""
+    return from_probe(scan_files(dirs, recursive))
 
 # Realistic ids, as alembic.util.rev_id() makes them.
 A, B, C, D, E, F = "1a2b3c4d5e6f", "2b3c4d5e6f70", "3c4d5e6f7081", "4d5e6f708192", "5e6f708192a3", "6f708192a3b4"

@@ -167,10 +167,15 @@ def test_inline_suppression_comments():
     (sa.Enum("a", name="e"), sa.Enum("a", "b", name="e"), "postgresql", None),  # CM510's
 ], ids=lambda v: repr(v) if not isinstance(v, str) else v)
 def test_type_change_classification(old, new, dialect, expected):
+    """The types as the probe describes them (compiled for the dialect, with their class names)."""
     from ci_migrate.checks.lint.type_change import classify
-    from ci_migrate.checks.offline import dialect_named
+    from ci_migrate.facts import TypeInfo
+    from ci_migrate.probe.describe import dialect_named, type_info
 
-    assert classify(old, new, dialect_named(dialect)) == expected
+    compiled = dialect_named(dialect)
+    old_info = TypeInfo.from_data(type_info(old, compiled))
+    new_info = TypeInfo.from_data(type_info(new, compiled))
+    assert classify(old_info, new_info, dialect) == expected
 
 
 def test_every_rule_has_a_unique_id_and_a_doc_page():

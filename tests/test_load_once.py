@@ -1,8 +1,9 @@
 """One ``check`` run executes each revision file once (bench/ and docs/performance.md: the graph scan's
 modules seed the ScriptDirectory every alembic command of the run uses).
 
-The real CLI runs in a subprocess whose ``alembic.util.pyfiles.load_module_py`` — the function
-alembic (and the graph scan) load every revision file and env.py with — counts what it executes.
+The real CLI runs with ``--python`` naming a wrapper of the interpreter whose
+``alembic.util.pyfiles.load_module_py`` — the function alembic (and the probe's graph scan) load every
+revision file and env.py with — counts what it executes in the probe process.
 """
 
 from __future__ import annotations
@@ -16,30 +17,40 @@ import pytest
 
 from support import clean_env
 
-COUNTING_CLI = """
-import json, pathlib, sys
+# The probe's interpreter, wrapped: a Python that counts what alembic's load_module_py executes in the
+# probe process (where the app, env.py and the revision files run) and writes the counts at exit.
+COUNTING_PYTHON = """#!/bin/sh
+exec {python} {counter} "$@"
+"""
+COUNTER = """
+import atexit, json, pathlib, sys
 from collections import Counter
 import alembic.util.pyfiles as pyfiles
 counts, original = Counter(), pyfiles.load_module_py
-def counting(module_id, path):
+def counting(module_id, path, *args, **kw):
     counts[str(pathlib.Path(path).resolve())] += 1
-    return original(module_id, path)
+    return original(module_id, path, *args, **kw)
 pyfiles.load_module_py = counting
-from ci_migrate.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit as exc:
-    code = exc.code
-with open("load-counts.json", "w") as fh:
-    json.dump({"code": code, "counts": counts}, fh)
+atexit.register(lambda: pathlib.Path("load-counts.json").write_text(json.dumps(counts)))
+assert sys.argv[1] == "-c"
+code = sys.argv[2]
+sys.argv = ["-c"]
+exec(compile(code, "<probe>", "exec"), {"__name__": "__main__"})
 """
 
 
 def run_counting(app_dir, *args, env=None):
-    proc = subprocess.run([sys.executable, "-c", COUNTING_CLI, "check", "--format", "json", *args], cwd=app_dir,
-                          env=clean_env(env), capture_output=True, text=True, timeout=240, check=False)
+    counter = app_dir.parent / "counter.py"
+    counter.write_text(COUNTER)
+    python = app_dir.parent / "counting-python"
+    python.write_text(COUNTING_PYTHON.format(python=sys.executable, counter=counter))
+    python.chmod(0o755)
+    proc = subprocess.run([sys.executable, "-m", "ci_migrate", "check", "--format", "json", "--python", str(python),
+                           *args], cwd=app_dir, env=clean_env(env), capture_output=True, text=True, timeout=240,
+                          check=False)
+    assert proc.stdout.strip().startswith("{"), proc.stdout + proc.stderr
     data = json.loads((app_dir / "load-counts.json").read_text())
-    return proc, json.loads(proc.stdout), Counter(data["counts"])
+    return proc, json.loads(proc.stdout), Counter(data)
 
 
 @pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)

@@ -193,13 +193,18 @@ def test_deleting_a_merged_revision_is_a_finding(cli, tmp_path):
     assert finding["fix"] == "Restore it: `git checkout main -- migrations/versions/2579b38b2ff9_add_post_summary.py`."
 
 
-def test_revision_that_queries_the_database_is_reported_not_crashed(cli, tmp_path):
+def test_revision_that_queries_the_database_is_not_analysed_without_a_sandbox(cli, tmp_path):
+    """Offline SQL cannot render a revision that reads rows; without a replay nothing saw it run:
+    lint says "not analysed" (warning), never "no risky operations"."""
     repo = pr_repo(tmp_path, "offline_unrenderable", RISKY_BASE)
     result = cli("check", "--app", "app.py", "--base", "main", "--only", "graph,plan,lint", "--format", "json",
                  cwd=repo, env={"DATABASE_URL": "postgresql://app@db.internal/blog"})
     report = report_of(result)
     assert result.code == 0, result.text
-    assert findings(report) == [("CM404", "931ab01e298b")]
+    assert findings(report) == [("CM404", "931ab01e298b"), ("CM515", "931ab01e298b")]
+    lint = check_of(report, "lint")
+    assert lint["status"] == "warning" and lint["summary"].startswith("not analysed: 1 of 2 pending revisions")
+    assert "no risky operations" not in lint["summary"]
     finding = check_of(report, "plan")["findings"][0]
     assert finding["severity"] == "info" and finding["line"] == 28  # users = conn.execute(...).fetchall()
     slug, published = check_of(report, "plan")["facts"]["pending"]
@@ -291,18 +296,21 @@ def test_pull_request_base_comes_from_the_ci_environment(cli, tmp_path):
     assert [p["revision"] for p in plan["pending"]] == RISKY_PR
 
 
-def test_shallow_pull_request_clone_is_a_warning_not_an_error(cli, tmp_path):
-    """GITHUB_BASE_REF names a base that a shallow checkout does not have: warn (CM406), go on."""
+def test_shallow_pull_request_clone_fails_loudly(cli, tmp_path):
+    """GITHUB_BASE_REF names a base that a shallow checkout does not have: the pull request's revisions
+    (one drops a column) were not reviewed, so the run fails (CM406, an error) and says how to fetch it."""
     origin = pr_repo(tmp_path, "risky", RISKY_BASE)
     clone = tmp_path / "shallow"
     git(tmp_path, "clone", "-q", "--depth", "1", "-b", "feature", f"file://{origin}", str(clone))
     result = cli("check", "--app", "app.py", "--only", "graph,plan,lint", "--format", "json", cwd=clone,
                  env={"GITHUB_BASE_REF": "main"})
     report = report_of(result)
-    assert result.code == 0, result.text
+    assert result.code == 1, result.text
     (finding,) = check_of(report, "plan")["findings"]
-    assert finding["rule_id"] == "CM406" and finding["severity"] == "warning"
+    assert finding["rule_id"] == "CM406" and finding["severity"] == "error"
     assert "origin/main is not in this clone" in finding["title"] and "fetch-depth: 0" in finding["fix"]
+    assert "git fetch origin main:refs/remotes/origin/main" in finding["fix"] and 'GIT_DEPTH: "0"' in finding["fix"]
+    assert report["verdict"] == "failed"
 
 
 def test_without_base_or_target_plan_is_silent_and_lint_says_why(cli, tmp_path):
@@ -436,11 +444,15 @@ def test_unknown_target_is_a_config_error(cli, tmp_path):
 
 @pytest.mark.parametrize("staging_db", ["postgresql", "mysql"], indirect=True)
 def test_target_connection_refuses_writes(staging_db):
+    """``plan --target`` reads the target through the probe's read-only sessions."""
     import sqlalchemy as sa
 
-    from ci_migrate.checks.plan import read_only_engine
+    from ci_migrate.probe.glue import normalize_url
+    from ci_migrate.probe.target import _read_only
 
-    engine = read_only_engine(staging_db)
+    url = normalize_url(staging_db)
+    engine = sa.create_engine(url)
+    sa.event.listen(engine, "connect", _read_only(url.get_backend_name()), insert=True)
     try:
         with engine.connect() as conn:
             with pytest.raises(sa.exc.DBAPIError, match=re.compile("read.only", re.I)):

@@ -1,4 +1,4 @@
-"""Loading the app: library version floor, dialect mismatch notice."""
+"""The probe's library floors and the dialect-mismatch notice."""
 
 from __future__ import annotations
 
@@ -6,27 +6,34 @@ import json
 
 import pytest
 
-from ci_migrate.errors import EnvironmentProblem
-from ci_migrate.project import MINIMUM_VERSIONS, check_versions, installed_versions
+from ci_migrate.probe.errors import ProbeError
+from ci_migrate.probe.project import FLOORS, REQUIRED, check_stack, stack
 from support import by_name, copy_app
 
 
-def test_installed_versions_are_supported():
-    check_versions()
-    assert set(installed_versions()) == set(MINIMUM_VERSIONS)
+def test_the_installed_stack_is_supported():
+    packages = stack()["packages"]
+    check_stack(packages)
+    assert set(REQUIRED) <= set(packages)
 
 
-@pytest.mark.parametrize("dist, old", [("SQLAlchemy", "1.3.24"), ("Flask-SQLAlchemy", "2.4.4"), ("Flask-Migrate", "2.4.0")])
+@pytest.mark.parametrize("dist, old", [("SQLAlchemy", "1.3.24"), ("Flask-SQLAlchemy", "2.4.4"),
+                                       ("Flask-Migrate", "1.8.1"), ("Flask", "1.1.4")])
 def test_below_the_floor_names_found_and_minimum(dist, old):
-    versions = dict(installed_versions(), **{dist: old})
-    with pytest.raises(EnvironmentProblem) as err:
-        check_versions(versions)
-    assert str(err.value).startswith(f"{dist} {old} is installed, but ci-migrate supports {dist} >= {MINIMUM_VERSIONS[dist]}")
+    packages = dict(stack()["packages"], **{dist: old})
+    with pytest.raises(ProbeError) as err:
+        check_stack(packages)
+    assert err.value.kind == "unsupported"
+    assert f"{dist} {old} is installed in " in err.value.message
+    assert err.value.message.endswith(f"but ci-migrate supports {dist} >= {FLOORS[dist]}. Upgrade it in the app's "
+                                      "environment.")
 
 
-def test_missing_library():
-    with pytest.raises(EnvironmentProblem, match="Flask-Migrate is not installed"):
-        check_versions(dict(installed_versions(), **{"Flask-Migrate": None}))
+def test_missing_library_names_the_interpreter():
+    packages = {k: v for k, v in stack()["packages"].items() if k != "Flask-Migrate"}
+    with pytest.raises(ProbeError, match="Flask-Migrate is not installed in ") as err:
+        check_stack(packages)
+    assert "--python" in err.value.message
 
 
 def test_sqlite_sandbox_for_a_postgresql_target_is_a_warning(cli, tmp_path, pg_server):
@@ -37,4 +44,16 @@ def test_sqlite_sandbox_for_a_postgresql_target_is_a_warning(cli, tmp_path, pg_s
     mismatch = [f for f in by_name(report, "replay")["findings"] if f["rule_id"] == "CM204"]
     assert mismatch and mismatch[0]["severity"] == "warning"
     assert "the sandbox is sqlite but production is postgresql (target 'production')" == mismatch[0]["title"]
+    assert "sandbox: postgresql://postgres@localhost/" in mismatch[0]["fix"]
     assert by_name(report, "drift")["facts"]["approximate"] is True
+
+
+def test_unknown_production_dialect_gives_no_advice(cli, tmp_path, pg_server):
+    """The target's URL variable is simply unset in CI: production's dialect is unknown, so no CM204 and
+    no suggested value (the app's own URL is a local SQLite default)."""
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    (app_dir / ".ci-migrate.yml").write_text("app: app.py\ntargets:\n  production:\n    url-env: PROD_URL\n")
+    result = cli("check", "--format", "json", "--sandbox", pg_server, cwd=app_dir)
+    report = json.loads(result.out)
+    assert not [f for f in by_name(report, "replay")["findings"] if f["rule_id"] == "CM204"]
+    assert "sqlite://root@localhost/" not in result.text

@@ -2,7 +2,8 @@
 
 tests/apps/leaky_downgrade/.ci-migrate.yml sets ``checks: {roundtrip: all}``. Its history has a branch
 point and a merge point that round-trip cleanly, an empty downgrade, a NotImplementedError downgrade,
-then two branches — a leaky downgrade and a failing one — merged by the head, which is never tried.
+then two branches — a leaky downgrade and a failing one — merged by the head. Every failure is
+reported, and the walk goes on past it: the head is round-tripped too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import json
 import pytest
 
 VERSIONS = "migrations/versions/"
-OK = ["23420d1705fb", "7c9f79411a92", "8836950a0ea5", "5524e11947c0", "2ab445a1217b"]  # 2ab445a1217b: merge point
+OK = ["23420d1705fb", "7c9f79411a92", "8836950a0ea5", "5524e11947c0", "2ab445a1217b",  # 2ab445a1217b: merge point
+      "cf9a2496c81d"]  # the head: merges the leaky and the failing lineage, tried from a fresh database
 
 
 def roundtrip_of(cli, app_dir, server, env=None):
@@ -28,7 +30,7 @@ def test_stairway_of_every_revision(cli, app_dir, server):
     result, _report, roundtrip = roundtrip_of(cli, app_dir, server)
     assert result.code == 1, result.text
     assert roundtrip["status"] == "failed"
-    assert roundtrip["summary"] == "10 revisions round-tripped: 5 ok, 1 leaky, 1 failed, 2 irreversible, 1 skipped"
+    assert roundtrip["summary"] == "10 revisions round-tripped: 6 ok, 1 leaky, 1 failed, 2 irreversible"
     assert roundtrip["facts"]["scope"] == "all"
     steps = {s["revision"]: s for s in roundtrip["facts"]["steps"]}
     assert [r for r, s in steps.items() if s["status"] == "ok"] == OK
@@ -46,10 +48,6 @@ def test_stairway_of_every_revision(cli, app_dir, server):
     assert leaky["detail"].startswith("upgrading again after its downgrade failed: ")
     failed = steps["71840c016bb9"]
     assert failed["status"] == "failed" and failed["detail"].startswith("its downgrade failed: ")
-    head = steps["cf9a2496c81d"]  # merges both failed lineages: not tried, and says why
-    assert (head["status"], head["detail"]) == (
-        "skipped", ("not tried: the round trip of its ancestors 71840c016bb9 and 01eea05c8f73 failed, so the "
-                    "database state for its lineage is unknown"))
 
     by_rule = {f["rule_id"]: f for f in roundtrip["findings"]}
     assert sorted(by_rule) == ["CM701", "CM702", "CM703"]  # no finding for the empty downgrade
@@ -58,8 +56,7 @@ def test_stairway_of_every_revision(cli, app_dir, server):
         "error", "01eea05c8f73", VERSIONS + "01eea05c8f73_add_user_age_and_user_city.py", 28)
     assert cm701["title"] == ("01eea05c8f73 (add user.age and user.city): downgrade leaves the schema changed: "
                               "column `user.age` is still there")
-    assert "Upgrading again then fails:" in cm701["message"] and "Not tried after it (its descendants): cf9a2496c81d" \
-        in cm701["message"]
+    assert "Upgrading again then fails:" in cm701["message"]
     assert cm701["fix"].splitlines()[1:] in (  # render_as_batch: Flask-Migrate >= 3 default, not 2.5
         ["    with op.batch_alter_table('user', schema=None) as batch_op:", "        batch_op.drop_column('age')"],
         ["    op.drop_column('user', 'age')"])
@@ -83,9 +80,8 @@ def test_stairway_of_every_revision(cli, app_dir, server):
     expected = ["  ! e8d1260d033a  add user.bio: irreversible — downgrade() runs no statement",
                 "  ! 08758121986f  add post.slug and fill it from the title: irreversible — downgrade() raises",
                 "  ✘ 71840c016bb9  create comment table: failed — its downgrade failed: ",
-                "  ✘ 01eea05c8f73  add user.age and user.city: leaky — upgrading again after its downgrade failed",
-                "  – cf9a2496c81d  merge user profile and comments branches: skipped — not tried: "]
-    shown = lines[start + 1:start + 6]
+                "  ✘ 01eea05c8f73  add user.age and user.city: leaky — upgrading again after its downgrade failed"]
+    shown = lines[start + 1:start + 5]
     assert all(line.startswith(prefix) for line, prefix in zip(shown, expected, strict=True)), shown
 
 
@@ -108,6 +104,24 @@ def test_a_leaky_downgrade_that_upgrades_again(cli, app_dir, server):
     assert finding["rule_id"] == "CM701" and finding["line"] == 30
     assert "Upgrading again" not in finding["message"]
     assert "alter_column(" in finding["fix"] and "'name'" in finding["fix"] and "type_=sa.VARCHAR(length=64)" in finding["fix"]
+
+
+@pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("app_dir", ["tutorial_drift"], indirect=True)
+def test_every_failing_downgrade_of_a_line_is_reported(cli, app_dir, server):
+    """Two revisions in a row whose downgrades fail: both are reported with file:line, the second one is
+    tried from a database brought up to its parents, nothing is skipped."""
+    for name in ("586f194eec66_make_user_name_longer.py", "94cb0f560e51_index_user_name.py"):
+        path = app_dir / VERSIONS / name
+        text = path.read_text()
+        head, tail = text.split("def downgrade():\n", 1)
+        path.write_text(head + "def downgrade():\n    op.execute('DROP TABLE no_such_table')\n" + tail)
+    (app_dir / ".ci-migrate.yml").write_text("app: app.py\nchecks:\n  roundtrip: all\n")
+    result, _report, roundtrip = roundtrip_of(cli, app_dir, server)
+    assert result.code == 1, result.text
+    assert roundtrip["summary"] == "3 revisions round-tripped: 1 ok, 2 failed"
+    failed = [(f["rule_id"], f["revision"], f["line"]) for f in roundtrip["findings"]]
+    assert failed == [("CM702", "586f194eec66", 31), ("CM702", "94cb0f560e51", 28)], failed
 
 
 @pytest.mark.parametrize("app_dir", ["leaky_downgrade"], indirect=True)

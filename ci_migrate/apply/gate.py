@@ -2,9 +2,9 @@
 
 The drift gate answers "is the live schema what the migrations say it is at its current
 revision?": a sandbox (throwaway database of the target's kind) is upgraded to the target's
-current revision with the replay check's :func:`~ci_migrate.checks.replay.replay`, reflected, and
-compared with the live database by alembic's ``compare_metadata`` (the autogenerate comparison,
-run with the project's ``compare_type``/``include_object`` and the config's ``ignore`` rules).
+current revision by the probe (the replay), reflected, and compared with the live database by
+alembic's ``compare_metadata`` (the autogenerate comparison, run with the project's
+``compare_type``/``include_object`` and the config's ``ignore`` rules; :func:`ci_migrate.probe.target.compare_live`).
 A difference means someone changed the database by hand (a hotfix) or a revision was left
 half-applied; upgrading on top of it fails or, worse, succeeds on a schema nobody reviewed.
 """
@@ -38,73 +38,49 @@ class GateResult:
         return self.error is None and not any(self.differences.values())
 
 
-def drift_gate(project: Any, target: Any, settings: Any, env: Mapping[str, str],
-               current: Mapping[str | None, tuple[str, ...]], revision_files: Mapping[str, Any]) -> GateResult:
+def check_sandbox_kind(sandbox_dialect: str, target: Any) -> None:
+    """Raise :class:`UsageError` (exit 2) when the sandbox is not of the target's kind (a SQLite sandbox
+    cannot say what a PostgreSQL schema should be)."""
+    if _FAMILY.get(sandbox_dialect, sandbox_dialect) == _FAMILY.get(target.dialect, target.dialect):
+        return
+    example = "postgresql://postgres@localhost/" if target.dialect == "postgresql" else "mysql+pymysql://root@localhost/"
+    raise UsageError(f"The drift gate of target '{target.name}' ({target.dialect}) needs a sandbox server of the "
+                     f"same kind to build the expected schema, but the sandbox is {sandbox_dialect}. Set `sandbox:` "
+                     f"(or --sandbox) to a {target.dialect} server where throwaway databases can be created, e.g. "
+                     f"{example}")
+
+
+def drift_gate(ctx: Any, target: Any, current: Mapping[str | None, tuple[str, ...]]) -> GateResult:
     """Compare each migrated bind of ``target`` with a sandbox upgraded to its ``current`` revision.
 
-    Raises :class:`UsageError` (exit 2) when the configured sandbox is not of the target's kind
-    (a SQLite sandbox cannot say what a PostgreSQL schema should be), :class:`DatabaseError`
-    (exit 3) when the sandbox server cannot be used.
+    ``ctx`` is the apply run's pipeline context (probe, sandbox, settings).
     """
-    from ci_migrate.checks.replay import replay
-    from ci_migrate.sandbox import normalize_url, open_sandbox
+    from ci_migrate.checks import replay
+    from ci_migrate.checks.drift import ignore_request
 
-    spec = settings.sandbox_url(env)
-    kind = "sqlite" if spec.strip().lower() in ("sqlite", "", "sqlite://") else normalize_url(spec).get_backend_name()
-    if _FAMILY.get(kind, kind) != _FAMILY.get(target.dialect, target.dialect):
-        example = "postgresql://postgres@localhost/" if target.dialect == "postgresql" else \
-            "mysql+pymysql://root@localhost/"
-        raise UsageError(f"The drift gate of target '{target.name}' ({target.dialect}) needs a sandbox server of the "
-                         f"same kind to build the expected schema, but the sandbox is {kind}. Set `sandbox:` (or "
-                         f"--sandbox) to a {target.dialect} server where throwaway databases can be created, e.g. "
-                         f"{example}")
-    revisions = {current[key] for key in target.migrated}
+    revisions = {current[key] for key in target.urls}
     if len(revisions) > 1:
         where = ", ".join(f"{key or 'default'}: {_revs(revs)}" for key, revs in current.items())
         return GateResult(error=f"the binds are at different revisions ({where}); env.py upgrades them "
                                 "together, so no single expected schema exists")
     revision = next(iter(revisions))
-    with open_sandbox(spec, project.bind_keys, refuse=list(target.urls.values())) as sandbox:
-        result = GateResult(revision=revision, sandbox=sandbox.display_url)
-        if revision:
-            built = replay(project, sandbox, settings, revision_files=dict(revision_files), destination=revision)
-            problems = [f for f in built.findings if f.severity == "error"]
-            if problems:
-                result.error = f"the sandbox could not be upgraded to {_revs(revision)}: {problems[0].title}"
-                return result
-        for key in target.migrated:
-            result.differences[key] = _compare(project, settings, sandbox.engines[key], target, key)
+    sandbox = ctx.sandbox
+    result = GateResult(revision=revision, sandbox=sandbox.display_url)
+    if revision:
+        data = replay.replay(ctx, destination=list(revision))
+        built = replay.judge(ctx, data, sandbox.dialect, destination=list(revision))
+        problems = [f for f in built.findings if f.severity == "error"]
+        if problems:
+            result.error = f"the sandbox could not be upgraded to {_revs(revision)}: {problems[0].title}"
+            return result
+    data = ctx.probe.call("compare_live", ignore=ignore_request(ctx.settings))
+    for key, tables in (data.get("differences") or {}).items():
+        result.differences[key or None] = [TableDiff.model_validate(t) for t in tables]
     return result
 
 
 def _revs(revisions: tuple[str, ...]) -> str:
     return ", ".join(revisions) or "base (no revision)"
-
-
-def _compare(project: Any, settings: Any, expected_engine: Any, target: Any, key: str | None) -> list[TableDiff]:
-    """The autogenerate differences that would turn the live bind into the sandbox's schema."""
-    import sqlalchemy as sa
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    from ci_migrate.checks import describe
-    from ci_migrate.checks.drift import Ignorer
-
-    expected = sa.MetaData()
-    with expected_engine.connect() as conn:
-        expected.reflect(conn)
-    version_table = expected.tables.get(target.version_opts.get("version_table", "alembic_version"))
-    if version_table is not None:
-        expected.remove(version_table)
-    own = project.configure_args
-    opts = {"compare_type": own.get("compare_type", True),
-            "include_object": Ignorer(settings.ignore, own.get("include_object")), **target.version_opts}
-    for name in ("include_name", "compare_server_default"):
-        if name in own:
-            opts[name] = own[name]
-    with target.connect(key) as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn, opts=opts), expected)
-    return describe.group(diffs, target.engines[key].dialect)
 
 
 @dataclass

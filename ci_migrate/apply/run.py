@@ -1,5 +1,8 @@
 """``ci-migrate apply``: upgrade a target database to head, safely.
 
+The probe (in the app's interpreter) reads the target's revisions and runs the upgrade through
+env.py; the host judges, holds the migration lock and writes the report.
+
 1. Read the target's current revision(s); refuse an unknown revision (CM801), several heads in the
    repository (CM802) and a database with tables but no revision (CM803).
 2. Already at head: say so, take no lock (the fast path).
@@ -7,12 +10,14 @@
    ``lock-wait``; read the revision again (another deploy may have done the work meanwhile).
 4. Optional drift gate (CM805) and backup command (CM806).
 5. Upgrade one revision per transaction with lock/statement timeouts, lock timeouts retried
-   (:mod:`ci_migrate.apply.upgrade`); CM807 for a failing revision, CM808 when it was left half-applied.
+   (:func:`ci_migrate.probe.target.upgrade`); CM807 for a failing revision, CM808 when it was left
+   half-applied.
 6. Read the revision again — the truth, not the callbacks (CM809) — run the drift check against the
    models (CM301), and release the lock in ``finally``.
 
-``--dry-run`` stops after step 2 with the plan and each revision's offline SQL
-(:func:`ci_migrate.checks.offline.render`, as ``flask db upgrade --sql``).
+``--dry-run`` stops after step 2 with what a reviewer needs: the plan (each pending revision's
+offline SQL, as ``flask db upgrade --sql``), the risk rules on it (lint), and the row counts of the
+tables the pending revisions touch, from the target's statistics.
 """
 
 from __future__ import annotations
@@ -21,9 +26,8 @@ import os
 import time
 from typing import Any, Callable, Mapping
 
-from ci_migrate import __version__
 from ci_migrate.apply import findings as rules
-from ci_migrate.errors import DatabaseError
+from ci_migrate.facts import Failure, RevisionCall
 from ci_migrate.report import AppliedRevision, ApplyFacts, CheckResult, Finding, PlannedRevision, Report, SandboxInfo
 
 Say = Callable[[str], None]
@@ -40,21 +44,56 @@ def run_apply(settings: Any, target: str, *, dry_run: bool = False, allow_drift:
     (exit 3: the app does not import, the target cannot be reached). Refusals and failures are
     findings on the Report (exit 1).
     """
-    from ci_migrate.project import load_project
+    from ci_migrate.checks import stopped
+    from ci_migrate.errors import DatabaseError
+    from ci_migrate.pipeline import Context, new_report
+    from ci_migrate.probe_process import ProbeCrashed, ProbeProblem
+    from ci_migrate.runtime import open_runtime
+    from ci_migrate.sandbox import normalize_url
 
     started = time.perf_counter()
     env = os.environ if env is None else env
-    settings.target_url(target, env)  # a config problem shows before the app is imported
-    project = load_project(settings.root, settings.app, settings.migrations)
-    migrations = project.relative(project.migrations_dir)
-    report = Report(version=__version__, command="apply", app=project.import_string, migrations=migrations,
-                    target=target, fail_on=settings.fail_on, notes=list(project.notes),
-                    key=f"{project.import_string or project.app.name}:{migrations}:{target}")
+    say = say or (lambda _line: None)
+    url = normalize_url(settings.target_url(target, env))  # a config problem shows before the app is imported
     gate = settings.targets[target].drift_gate if drift_gate is None else drift_gate
-    runner = _Apply(settings, project, report, env, say or (lambda _line: None), target)
-    runner.run(dry_run=dry_run, allow_drift=allow_drift, allow_multiple_heads=allow_multiple_heads, gate=gate)
+    use_sandbox = gate and not dry_run
+    if use_sandbox:
+        from ci_migrate.apply.gate import check_sandbox_kind
+        from ci_migrate.apply.targets import TargetUrls
+        from ci_migrate.sandbox import dialect_of
+
+        check_sandbox_kind(dialect_of(settings.sandbox), TargetUrls(target, {None: url}))
+    with open_runtime(settings, env, sandbox=use_sandbox, target_dialect=url.get_backend_name(), refuse=[url],
+                      on_event=_progress(say), timeout_s=float(settings.timeout) if settings.timeout else None) as rt:
+        report = new_report(rt, settings, "apply")
+        report.target = target
+        report.key = f"{report.key}:{target}"
+        ctx = Context(settings=settings, runtime=rt, report=report, env=env, options={"target": target})
+        try:
+            _Apply(ctx, target, say).run(dry_run=dry_run, allow_drift=allow_drift,
+                                         allow_multiple_heads=allow_multiple_heads, gate=gate)
+        except DatabaseError as exc:
+            raise DatabaseError(f"target {target!r}: {exc}") from None
+        except ProbeCrashed as exc:
+            report.checks.append(stopped.crashed("apply", exc))
+        except ProbeProblem as exc:  # env.py connected elsewhere, exited, died or timed out
+            report.checks.append(stopped.result("apply", exc))
     report.duration_s = round(time.perf_counter() - started, 3)
     return report
+
+
+def _progress(say: Say) -> Callable[[dict[str, Any]], None]:
+    """Probe events → progress lines: retries, and each revision as it finishes."""
+    def on_event(event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "say":
+            say(str(event.get("text")))
+        elif kind == "ran" and event.get("phase") == "apply" and event.get("direction") == "upgrade":
+            bind = f" [bind {event['bind']}]" if event.get("bind") else ""
+            verb = "ran" if event.get("status") == "ok" else "failed in"
+            say(f"  {verb} {event.get('revision')}{bind} {event.get('message') or ''} "
+                f"({float(event.get('duration_ms') or 0):.0f} ms, {event.get('statements')} statements)")
+    return on_event
 
 
 def _revs(revisions: Any) -> str:
@@ -62,34 +101,33 @@ def _revs(revisions: Any) -> str:
 
 
 class _Apply:
-    """One apply run; fills ``report`` with an ``apply`` result (and the ``drift`` one after it)."""
+    """One apply run; fills the report with an ``apply`` result (and the ``drift`` one after it)."""
 
-    def __init__(self, settings: Any, project: Any, report: Report, env: Mapping[str, str], say: Say, name: str):
-        self.settings, self.project, self.report, self.env, self.say, self.name = (
-            settings, project, report, env, say, name)
-        self.config = settings.targets[name]
+    def __init__(self, ctx: Any, name: str, say: Say):
+        self.ctx, self.name, self.say = ctx, name, say
+        self.settings, self.report, self.probe = ctx.settings, ctx.report, ctx.probe
+        self.project = ctx.project
+        self.config = self.settings.targets[name]
         self.findings: list[Finding] = []
         self.facts: ApplyFacts | None = None
         self.started = time.perf_counter()
-        self.files: dict[str, Any] = {}
         self.heads: list[str] = []
         self.target: Any = None
+        self.allow_multiple_heads = False
 
     # ------------------------------------------------------------------ the run
 
     def run(self, *, dry_run: bool, allow_drift: bool, allow_multiple_heads: bool, gate: bool) -> None:
-        from ci_migrate.apply.target import open_target
-        from ci_migrate.pipeline import Context, apply_overrides, scan_graph
+        from ci_migrate.apply.targets import target_urls
+        from ci_migrate.pipeline import apply_overrides, scan_graph
 
-        ctx = Context(settings=self.settings, project=self.project, report=self.report, env=self.env)
-        graph = scan_graph(ctx)
-        self.files = ctx.revision_files
-        if ctx.blocked:
+        graph = scan_graph(self.ctx)
+        if self.ctx.blocked:
             self.report.checks.append(apply_overrides(graph, self.settings))
             self.report.checks.append(CheckResult(name="apply", status="skipped",
                                                   summary="not applied: the revision graph is broken"))
             return
-        self.target = open_target(self.settings, self.name, self.project, self.env)
+        self.target = target_urls(self.settings, self.name, self.project, self.ctx.env)
         self.facts = ApplyFacts(target=self.name, dialect=self.target.dialect, url=self.target.display_url,
                                 dry_run=dry_run)
         if self.target.dialect in ("mysql", "mariadb"):
@@ -97,26 +135,34 @@ class _Apply:
         if self.project.multidb:
             self.report.notes.append(rules.MULTIDB)
         self.allow_multiple_heads = allow_multiple_heads
-        try:
-            self._load_script()
-            current = self.target.current_heads()
-            # tables without a revision are judged under the lock (or in a dry run): before it, another
-            # runner's first revision may be half-way (MySQL commits its CREATE TABLE at once)
-            if self._refused(current, check_tables=dry_run):
-                return self._finish(f"not applied: {self.findings[0].title}")
-            if self._at_head(current):
-                return self._finish(f"{self.name} is already at head {_revs(self.heads)}; nothing to apply")
-            self.facts.pending = self._plan(current)
-            if dry_run:
-                return self._dry_run()
-            self._locked(allow_drift, gate)
-        finally:
-            self.target.dispose()
+        self.heads = sorted(self.ctx.history.heads)
+        opened = self.probe.call("target", urls=self.target.request(), lock_timeout=self.config.lock_timeout,
+                                 statement_timeout=self.config.statement_timeout, read_only=dry_run)
+        self.transactional_ddl = bool(opened.get("transactional_ddl"))
+        state = self._state(tables=dry_run)
+        current = state["heads"]
+        # tables without a revision are judged under the lock (or in a dry run): before it, another
+        # runner's first revision may be half-way (MySQL commits its CREATE TABLE at once)
+        if self._refused(current, state.get("tables") if dry_run else None):
+            return self._finish(f"not applied: {self.findings[0].title}")
+        if self._at_head(current):
+            self.facts.to_heads = {key or "": sorted(revs) for key, revs in current.items()}
+            return self._finish(f"{self.name} is already at head {_revs(self.heads)}; nothing to apply")
+        self.facts.pending = self._plan(current)
+        if dry_run:
+            return self._dry_run(current)
+        self._locked(allow_drift, gate)
+
+    def _state(self, tables: bool = False) -> dict[str, Any]:
+        """``{"heads": {bind: (revisions)}, "tables": {bind: [names]}}`` read by the probe."""
+        data = self.probe.call("target_state", tables=tables)
+        return {"heads": {key or None: tuple(revs) for key, revs in data["heads"].items()},
+                "tables": {key or None: list(names) for key, names in (data.get("tables") or {}).items()}}
 
     def _locked(self, allow_drift: bool, gate: bool) -> None:
         from ci_migrate.apply.locking import LockNotAcquired
 
-        locks = self.target.locks()
+        locks = self.target.locks(self.project.version_table, self.project.version_table_schema)
         self.facts.lock = locks.label
         try:
             locks.acquire(self.config.lock_wait, self.say)
@@ -127,10 +173,12 @@ class _Apply:
             return self._finish(f"not applied: {self.findings[0].title}")
         try:
             self.facts.lock_wait_s = round(locks.waited_s, 3)
-            current = self.target.current_heads()  # another deploy may have moved it while we waited
-            if self._refused(current):
+            state = self._state(tables=True)  # another deploy may have moved it while we waited
+            current = state["heads"]
+            if self._refused(current, state["tables"]):
                 return self._finish(f"not applied: {self.findings[0].title}")
             if self._at_head(current):
+                self.facts.to_heads = {key or "": sorted(revs) for key, revs in current.items()}
                 return self._finish(f"nothing to apply: {self.name} reached head {_revs(self.heads)} while this run "
                                     "waited for the lock (another deploy applied it)")
             self.facts.pending = self._plan(current)
@@ -144,33 +192,27 @@ class _Apply:
 
     # ------------------------------------------------------------------ steps
 
-    def _load_script(self) -> None:
-        from ci_migrate.alembic_env import script_directory
-
-        self.script = script_directory(self.project)
-        with self.project.app_context():  # a revision may use current_app when it is imported
-            self.heads = sorted(self.script.get_heads())
-            self.known = {sc.revision for sc in self.script.walk_revisions()}
-
     def _record_from(self, current: Mapping[str | None, tuple[str, ...]]) -> None:
         self.facts.from_heads = {key or "": sorted(revs) for key, revs in current.items()}
 
-    def _refused(self, current: Mapping[str | None, tuple[str, ...]], check_tables: bool = True) -> bool:
+    def _refused(self, current: Mapping[str | None, tuple[str, ...]],
+                 tables: Mapping[str | None, list[str]] | None) -> bool:
         """Judge the starting point; True when a finding at error severity stops the run."""
         self._record_from(current)
         self.findings = []
-        versions = self.project.relative(self.project.versions_dirs[0]) if self.project.versions_dirs else "versions"
+        known = set(self.ctx.history.order)
+        versions = self.project.relative(self.ctx.versions_dirs[0]) if self.ctx.versions_dirs else "versions"
         for key, revisions in current.items():
-            unknown = [r for r in revisions if r not in self.known]
+            unknown = [r for r in revisions if r not in known]
             if unknown:
                 self._add(rules.unknown_revision(self.name, self.target.where(key), key, unknown, self.heads, versions))
         if len(self.heads) > 1 and not self.allow_multiple_heads:
             self._add(rules.multiple_heads(self.heads, self.project.command_name))
         for key, revisions in current.items():
-            if check_tables and not revisions and not any(f.rule_id == "CM801" for f in self.findings):
-                tables = [t for t in self.target.table_names(key) if not self.settings.ignore.table_ignored(t)]
-                if tables:
-                    self._add(rules.unversioned(self.name, self.target.where(key), key, tables,
+            if tables is not None and not revisions and not any(f.rule_id == "CM801" for f in self.findings):
+                present = [t for t in tables.get(key, []) if not self.settings.ignore.table_ignored(t)]
+                if present:
+                    self._add(rules.unversioned(self.name, self.target.where(key), key, present,
                                                 self.project.command_name))
         return any(f.severity == "error" for f in self.findings)
 
@@ -182,44 +224,54 @@ class _Apply:
     def _at_head(self, current: Mapping[str | None, tuple[str, ...]]) -> bool:
         return all(set(revs) == set(self.heads) for revs in current.values())
 
-    def _applied_set(self, revisions: tuple[str, ...]) -> set[str]:
-        return {sc.revision for sc in self.script.iterate_revisions(revisions, "base")} if revisions else set()
-
     def _plan(self, current: Mapping[str | None, tuple[str, ...]]) -> list[PlannedRevision]:
         """Pending revisions of every bind, base → head."""
-        done = [self._applied_set(revs) for revs in current.values()]
+        done = [set(self.probe.call("ancestors", revisions=list(revs))["revisions"]) if revs else set()
+                for revs in current.values()]
         plan = []
-        for sc in reversed(list(self.script.walk_revisions())):
-            if any(sc.revision not in d for d in done):
-                file = self.files.get(sc.revision)
-                plan.append(PlannedRevision(revision=sc.revision, message=sc.doc,
+        for rev in self.ctx.history.revisions:
+            if any(rev.revision not in d for d in done):
+                file = self.ctx.revision_files.get(rev.revision)
+                plan.append(PlannedRevision(revision=rev.revision, message=rev.message,
                                             file=self.project.relative(file) if file else None))
         return plan
 
-    def _dry_run(self) -> None:
-        from alembic.util import to_tuple
-
-        from ci_migrate.checks import offline
+    def _dry_run(self, current: Mapping[str | None, tuple[str, ...]]) -> None:
+        """The plan and the risk rules of the pending revisions, and the target's row counts."""
+        from ci_migrate.apply.rows import row_counts
+        from ci_migrate.checks.pending import Pending
+        from ci_migrate.pipeline import _run_one
 
         pending = [p.revision for p in self.facts.pending]
-        parents = {r: tuple(to_tuple(self.script.get_revision(r).down_revision, default=())) for r in pending}
-        engines = offline.offline_engines(self.target.urls[None], self.project.bind_keys)
-        rendered = offline.render(self.project, engines, pending, parents, self.files)
-        for planned in self.facts.pending:
-            entry = rendered.get(planned.revision)
-            planned.sql, planned.sql_error = (entry.sql, entry.error) if entry else (None, "not rendered")
+        self.ctx.pending = Pending(against=f"target:{self.name}", revisions=pending,
+                                   current=sorted(set().union(*current.values())) if current else [],
+                                   target=self.name, target_url=self.settings.target_url(self.name, self.ctx.env))
+        _run_one(self.ctx, "plan")
+        _run_one(self.ctx, "lint")
+        planned = self.report.plan
+        if planned is not None:
+            by_id = {p.revision: p for p in planned.pending}
+            for entry in self.facts.pending:
+                found = by_id.get(entry.revision)
+                if found is not None:
+                    entry.sql, entry.sql_error, entry.operations = found.sql, found.sql_error, found.operations
+        plan = self.ctx.data.get("plan")
+        touched = sorted({o.table for item in (plan.revisions if plan else []) if item.recorded
+                          for o in item.recorded.ops if o.table})
+        self.facts.table_rows = row_counts(self.target, touched)
         self.report.notes.append("Dry run: nothing was written and no lock was taken. The SQL is alembic's offline "
                                  "rendering (`flask db upgrade --sql`); a revision that reads the database renders "
-                                 "differently, or not at all.")
+                                 "differently, or not at all. Row counts are the target's statistics (estimates).")
         n = len(pending)
         self._finish(f"dry run: {n} revision{'s' if n != 1 else ''} would be applied to {self.name} "
                      f"({_revs(self._from())} → {_revs(self.heads)})")
+        self.report.checks.insert(0, self.report.checks.pop())  # the apply result first
 
     def _gate(self, current: Mapping[str | None, tuple[str, ...]], allow_drift: bool) -> bool:
         from ci_migrate.apply.gate import drift_gate
 
         self.say(f"drift gate: comparing {self.name} with a sandbox at {_revs(self._from())}")
-        result = drift_gate(self.project, self.target, self.settings, self.env, current, self.files)
+        result = drift_gate(self.ctx, self.target, current)
         if result.sandbox:
             self.report.sandbox = SandboxInfo(dialect=self.target.dialect, url=result.sandbox)
         if result.clean:
@@ -234,9 +286,9 @@ class _Apply:
 
         secrets = [p for url in self.target.urls.values() if (p := url.password)]
         secrets += [p for key in (self.config.url_env, *self.config.binds.values())
-                    if (p := url_password(self.env.get(key, "")))]
+                    if (p := url_password(self.ctx.env.get(key, "")))]
         self.say(f"backup: running targets.{self.name}.backup-command")
-        result = run_backup(self.config.backup_command, cwd=self.settings.root, env=self.env, secrets=secrets,
+        result = run_backup(self.config.backup_command, cwd=self.settings.root, env=self.ctx.env, secrets=secrets,
                             extra_env={"CI_MIGRATE_APPLY_TARGET": self.name,
                                        "CI_MIGRATE_APPLY_FROM": _revs(self._from()),
                                        "CI_MIGRATE_APPLY_TO": _revs(self.heads)})
@@ -248,34 +300,37 @@ class _Apply:
         return True
 
     def _upgrade(self) -> None:
-        from ci_migrate.apply.upgrade import run_upgrade
+        from ci_migrate.errors import DatabaseError
 
         n = len(self.facts.pending)
         self.say(f"applying {n} revision{'s' if n != 1 else ''} to {self.name} ({self.target.display_url})")
-        destination = tuple(self.heads) if len(self.heads) > 1 else "heads"
-        outcome = run_upgrade(self.project, self.target, destination, retries=self.config.retries,
-                              backoff=self.config.retry_backoff, say=self.say,
-                              total=n * max(1, len(self.target.migrated)))
-        self.facts.retries = outcome.retries
+        destination = list(self.heads) if len(self.heads) > 1 else "heads"
+        outcome = self.probe.call("upgrade", destination=destination, retries=self.config.retries,
+                                  backoff=self.config.retry_backoff)
+        self.facts.retries = int(outcome.get("retries") or 0)
         try:
-            after = self.target.current_heads()
+            after = self._state()["heads"]
         except DatabaseError as exc:  # the server went away: report what alembic said, unverified
             self.findings.append(rules.unverified(self.name, str(exc)))
-            after = {key: tuple(r.revision for r in outcome.runs[-1:]) for key in self.target.migrated}
+            calls = [RevisionCall.from_data(r) for r in outcome.get("runs") or ()]
+            after = {key: tuple(c.revision for c in calls if c.status == "ok")[-1:] for key in self.target.urls}
         self.facts.to_heads = {key or "": sorted(revs) for key, revs in after.items()}
-        applied_sets = {key: self._applied_set(revs) for key, revs in after.items()}
-        for run in outcome.runs:
-            done = applied_sets.get(run.bind if self.project.multidb else None, set())
+        applied_sets = {key: set(self.probe.call("ancestors", revisions=list(revs))["revisions"]) if revs else set()
+                        for key, revs in after.items()}
+        failure = Failure.from_data(outcome.get("failure"))
+        for call in (RevisionCall.from_data(r) for r in outcome.get("runs") or ()):
+            if call.status != "ok":
+                continue
+            done = applied_sets.get(call.bind if self.project.multidb else None, set())
             self.facts.applied.append(AppliedRevision(
-                revision=run.revision, message=run.message, bind=run.bind, duration_ms=run.duration_ms,
-                statements=run.statements, status="applied" if run.revision in done else "rolled_back"))
+                revision=call.revision, message=call.message, bind=call.bind, duration_ms=call.duration_ms,
+                statements=call.statements, status="applied" if call.revision in done else "rolled_back"))
         applied = [a.revision for a in self.facts.applied if a.status == "applied"]
-        failure = outcome.failure
         if failure is not None:
-            self._failed(failure, after, applied, outcome.retries)
+            self._failed(failure, after, applied, self.facts.retries)
         elif not self.findings and any(set(revs) != set(self.heads) for revs in after.values()):
             self.findings.append(rules.not_at_head(self.name, self.facts.to_heads, self.heads,
-                                                   self.project.relative(self.project.migrations_dir / "env.py")))
+                                                   self.project.env_py or "migrations/env.py"))
         count = len(dict.fromkeys(applied))
         summary = (f"applied {count} revision{'s' if count != 1 else ''} to {self.name}: "
                    f"{_revs(self._from())} → {_revs(sorted(set().union(*after.values())))}")
@@ -286,24 +341,21 @@ class _Apply:
         if not any(f.severity == "error" for f in self.findings):  # upgraded: models vs the target
             self._after_drift()
 
-    def _failed(self, failure: Any, after: Mapping[str | None, tuple[str, ...]], applied: list[str],
+    def _failed(self, failure: Failure, after: Mapping[str | None, tuple[str, ...]], applied: list[str],
                 retries: int) -> None:
-        from ci_migrate.checks.replay import line_in
-
-        file = self.files.get(failure.revision or "")
-        rel = self.project.relative(file) if file else None
-        line = line_in(failure.exc, file) if file and failure.exc is not None else None
+        rel = failure.file
         at = after.get(failure.bind if self.project.multidb else None, ())
         self.facts.applied.append(AppliedRevision(
             revision=failure.revision or "?", message=failure.message, bind=failure.bind, status="failed",
             duration_ms=failure.duration_ms, statements=failure.statements, failed_statement=failure.statement,
             error=failure.error))
+        where = self.target.where(failure.bind if self.project.multidb else None)
         self.findings.append(rules.revision_failed(
-            self.name, self.target.where(failure.bind if self.project.multidb else None), failure, _revs(at),
-            list(dict.fromkeys(applied)), self.target.dialect, retries, self.name, self.config.lock_timeout, rel, line))
+            self.name, where, failure, _revs(at), list(dict.fromkeys(applied)), self.target.dialect, retries,
+            self.name, self.config.lock_timeout, rel, failure.line))
         if failure.committed or failure.outside_transaction:
             self.findings.append(rules.half_applied(self.name, failure, _revs(at), self.target.dialect,
-                                                    self.project.command_name, rel, line))
+                                                    self.project.command_name, rel, failure.line))
 
     def _after_drift(self) -> None:
         """The drift check (models vs the upgraded target), reported as its own ``drift`` result."""
@@ -312,7 +364,8 @@ class _Apply:
 
         self.say(f"drift: comparing the models with {self.name}")
         try:
-            result = drift.compare(self.project, self.target, self.settings, production_dialect=self.target.dialect)
+            data = self.probe.call("drift", against="target", ignore=drift.ignore_request(self.settings))
+            result = drift.judge(self.project, data, self.target.dialect, False)
         except Exception as exc:  # noqa: BLE001 - the upgrade is done; report the check's failure
             result = CheckResult(name="drift", status="error",
                                  summary=f"could not compare the models with {self.name}: {type(exc).__name__}: {exc}")
@@ -324,6 +377,8 @@ class _Apply:
         return sorted(set().union(*map(set, self.facts.from_heads.values()))) if self.facts else []
 
     def _finish(self, summary: str) -> None:
+        if self.facts is not None and not self.facts.to_heads:
+            self.facts.to_heads = dict(self.facts.from_heads)
         result = CheckResult(name="apply", status=CheckResult.status_for(self.findings), summary=summary,
                              duration_s=round(time.perf_counter() - self.started, 3), findings=self.findings,
                              facts=self.facts)

@@ -1,8 +1,8 @@
-"""The graph check: load every revision file, then judge the history without a database.
+"""The graph check: judge the history the probe read, without a database.
 
 Alembic's ``ScriptDirectory`` stops at the first broken file and only warns about duplicate ids
-(reference/alembic-internals.md §3). So :func:`scan_revision_files` loads each file itself, with
-alembic's filename rule and loader, and :func:`analyze` builds the graph the way alembic's
+(reference/alembic-internals.md §3). So the probe loads each file itself, with alembic's filename
+rule and loader (:func:`ci_migrate.probe.revisions.scan`), and :func:`analyze` builds the graph the way alembic's
 ``RevisionMap`` does (``down_revision`` edges decide heads, bases, branch and merge points; a
 ``depends_on`` entry names a revision id or a branch label and only orders) and reports every
 problem at once as CM101–CM107 (``docs/rules/``).
@@ -14,20 +14,12 @@ import ast
 import heapq
 import os
 import re
-import traceback
 from collections import defaultdict, deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from alembic.util import load_python_file, to_tuple
-
 from ci_migrate.report import CheckResult, Finding, GraphFacts, HeadBranch, RevisionInfo
-
-try:  # alembic's own filename rule for revision files (ScriptDirectory, sourceless=False)
-    from alembic.script.base import _only_source_rev_file as _SOURCE_FILE
-except ImportError:  # pragma: no cover - private name moved
-    _SOURCE_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
 
 DEFAULT_MESSAGE = "empty message"  # alembic's generate_revision() default; `flask db migrate` w/o -m
 SEVERITY = {"CM101": "error", "CM102": "error", "CM103": "error", "CM104": "error",
@@ -38,7 +30,7 @@ _LITERAL = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*(?:
 
 @dataclass
 class ScannedRevision:
-    """One ``.py`` file of a versions directory, as loaded (or not) by :func:`scan_revision_files`."""
+    """One ``.py`` file of a versions directory, as the probe loaded it (or not)."""
 
     path: Path  # absolute path of the file
     revision: str | None  # None when the file failed to load or has no `revision`
@@ -50,60 +42,24 @@ class ScannedRevision:
     error_line: int | None  # 1-based line in THIS file where the import failed
 
 
-def scan_revision_files(version_dirs: Sequence[Path], recursive: bool = False) -> list[ScannedRevision]:
-    """Load every revision file of ``version_dirs`` and never stop at the first failure.
-
-    Mirrors ``ScriptDirectory._load_revisions``: missing directories are skipped, file names must
-    match alembic's ``_only_source_rev_file`` regex, ``__pycache__`` is skipped, subdirectories are
-    walked only when ``recursive`` (alembic's ``recursive_version_locations``), a file reached twice
-    is loaded once, and modules are loaded with ``alembic.util.load_python_file``. Any exception a
-    file raises (``SystemExit`` included) is recorded in ``error``/``error_line`` instead. Call it
-    inside the Flask app context (revision files may use ``current_app`` at import).
-
-    Returns one :class:`ScannedRevision` per file, sorted by path.
-    """
-    seen: set[Path] = set()
-    scanned: list[ScannedRevision] = []
-    for path in _source_files(version_dirs, recursive):
-        if (real := path.resolve()) not in seen:
-            seen.add(real)
-            scanned.append(_load(path))
-    return sorted(scanned, key=lambda r: r.path)
+def from_probe(entries: Sequence[dict]) -> list[ScannedRevision]:
+    """The probe's scan (``revisions`` of the ``scan`` answer) as :class:`ScannedRevision` objects."""
+    return sorted((ScannedRevision(
+        path=Path(e["path"]), revision=e.get("revision"), down_revisions=tuple(e.get("down_revisions") or ()),
+        branch_labels=tuple(e.get("branch_labels") or ()), depends_on=tuple(e.get("depends_on") or ()),
+        message=e.get("message"), error=e.get("error"), error_line=e.get("error_line")) for e in entries),
+        key=lambda r: r.path)
 
 
-def _source_files(version_dirs: Sequence[Path], recursive: bool) -> Iterator[Path]:
-    for top_dir in version_dirs:
-        for top, dirs, files in os.walk(Path(top_dir).absolute()):
-            dirs[:] = sorted(d for d in dirs if not d.endswith("__pycache__")) if recursive else []
-            yield from (Path(top, f) for f in sorted(files) if _SOURCE_FILE.match(f))
-
-
-def _load(path: Path) -> ScannedRevision:
-    try:
-        module = load_python_file(path.parent, path.name)
-    except (Exception, SystemExit) as exc:
-        return ScannedRevision(path, None, (), (), (), None, *_failure(exc, path))
-
-    def strings(name: str) -> tuple[str, ...]:
-        return tuple(str(v) for v in to_tuple(getattr(module, name, None), default=()))
-
-    rev = getattr(module, "revision", None)
-    doc = re.split("\n\n", (module.__doc__ or "").strip())[0]  # alembic Script.doc
-    return ScannedRevision(path, None if rev is None else str(rev), strings("down_revision"),
-                           strings("branch_labels"), strings("depends_on"), doc or None, None, None)
-
-
-def _failure(exc: BaseException, path: Path) -> tuple[str, int | None]:
-    """``("Type: first line of message", line in ``path``)``; the line is the SyntaxError's own or
-    the deepest traceback frame in ``path`` (an import or call made by the file)."""
-    def here(name: str | None) -> bool:
-        return bool(name) and os.path.realpath(name) == os.path.realpath(path)
-
-    if isinstance(exc, SyntaxError) and here(exc.filename):
-        return f"{type(exc).__name__}: {exc.msg}", exc.lineno
-    text = (str(exc).strip().splitlines() or [""])[0]
-    lines = [n for frame, n in traceback.walk_tb(exc.__traceback__) if here(frame.f_code.co_filename)]
-    return f"{type(exc).__name__}{': ' if text else ''}{text}", lines[-1] if lines else None
+def _to_tuple(value: object) -> tuple:
+    """alembic's ``to_tuple``: None → (), a string → (it,), a sequence → tuple."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return (value,)
 
 
 # --------------------------------------------------------------------------- the graph
@@ -248,7 +204,7 @@ def _recover(rev: ScannedRevision) -> ScannedRevision:
     rid = values.get("revision")
     if not isinstance(rid, str):
         return rev
-    down = tuple(str(d) for d in to_tuple(values.get("down_revision"), default=()))
+    down = tuple(str(d) for d in _to_tuple(values.get("down_revision")))
     return replace(rev, revision=rid, down_revisions=down)
 
 

@@ -1,254 +1,198 @@
 """Replay the whole history (base → heads) on the sandbox through the project's own env.py.
 
-Mirrors ``flask db upgrade`` (``alembic.command.upgrade(config, "heads")``) with the app's engines
-swapped for the sandbox's. Records per revision: duration and statement count; on failure, a
-finding naming the revision file, the failing statement and the database's error.
+Mirrors ``flask db upgrade``: the probe runs ``alembic.command.upgrade(config, "heads")`` with the
+app pointed at the sandbox (:mod:`ci_migrate.probe.replay`), and records what the pending revisions
+do while they run. Judged here: CM201 (a revision — or env.py — failed, with file:line, the failing
+statement and the database's error), CM202 (the first revision needs tables the history never
+creates: configure a baseline), CM203 (the sandbox is not at head afterwards), CM204 (the sandbox
+dialect is not production's).
 """
 
 from __future__ import annotations
 
 import re
-import time
-import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ci_migrate.alembic_env import alembic_session, version_table_opts
+from ci_migrate.facts import Failure, Recorded, RevisionCall
 from ci_migrate.report import CheckResult, Finding, ReplayFacts, RevisionRun
 
-_RUNNING = re.compile(r"Running upgrade (?P<src>.*?) -> (?P<rev>[^,\s]+)(?:, (?P<msg>.*))?$", re.S)
-_BIND = re.compile(r"Migrating database (?P<name>\S+)")
-
-Progress = Callable[[int, int, str], None]  # (done, total, revision)
-
-
-class Recorder:
-    """Follows alembic's log and ``on_version_apply`` callbacks to time each revision."""
-
-    def __init__(self, total: int, progress: Progress | None):
-        self.total, self.progress = total, progress
-        self.runs: list[RevisionRun] = []
-        self.current: str | None = None
-        self.message: str | None = None
-        self.bind: str | None = None
-        self.started = time.perf_counter()
-        self.statements = 0
-
-    def on_log(self, record: Any) -> None:
-        text = record.getMessage()
-        if m := _BIND.match(text):
-            name = m["name"]
-            self.bind = None if name in ("<default>", "") else name
-        elif m := _RUNNING.match(text):
-            self.current, self.message = m["rev"], (m["msg"] or "").strip() or None
-            self.started = time.perf_counter()
-            self.statements = 0
-
-    def on_statement(self, *args: Any) -> None:
-        self.statements += 1
-
-    def on_version_apply(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
-        if not step.is_upgrade or getattr(step, "is_stamp", False):
-            return
-        revision = step.up_revision_id
-        bind = run_args.get("engine_name") if isinstance(run_args, dict) else None
-        self.runs.append(
-            RevisionRun(
-                revision=revision,
-                message=self.message,
-                bind=bind or self.bind,
-                status="applied",
-                duration_ms=round((time.perf_counter() - self.started) * 1000, 2),
-                statements=self.statements,
-            )
-        )
-        self.current = None
-        if self.progress:
-            self.progress(len(self.runs), self.total, revision)
+_MISSING_TABLE = re.compile(r"no such table|does not exist|doesn't exist|Unknown table", re.I)
 
 
 def run(ctx: Any) -> CheckResult:
-    """Upgrade the sandbox (``ctx.sandbox``) from base (or the configured baseline) to heads.
-
-    Uses ``ctx.revision_files`` (revision id → file, from the graph scan) to name files in
-    findings, and calls ``ctx.progress(done, total, revision)`` after each revision.
-    Returns ``CheckResult(name='replay', facts=ReplayFacts)``; findings: CM201 (a revision failed),
-    CM202 (the first revision needs tables the history never creates: configure a baseline),
-    CM203 (env.py did not migrate the sandbox), CM204 (the sandbox dialect is not production's).
-    """
-    result = replay(ctx.project, ctx.sandbox, ctx.settings, revision_files=ctx.revision_files,
-                    progress=ctx.progress)
+    """Upgrade the sandbox from base (or the configured baseline) to heads; see the module docstring."""
+    sandbox = ctx.sandbox
+    record = list(ctx.pending.revisions) if ctx.pending is not None else []
+    data = replay(ctx, record=record)
+    ctx.recorded = {rev: Recorded.from_data(entry, online=True) for rev, entry in (data.get("recorded") or {}).items()}
+    result = judge(ctx, data, sandbox.dialect)
     prod = ctx.production_dialect
-    if prod and prod != ctx.sandbox.dialect and (ctx.settings.targets or prod != "sqlite"):
-        result.findings.append(_dialect_mismatch(ctx.sandbox.dialect, prod, ctx.production_source,
-                                                 bool(ctx.settings.targets)))
+    mismatch = dialect_mismatch(sandbox.dialect, prod, ctx.production_source, bool(ctx.settings.targets))
+    if mismatch is not None:
+        result.findings.append(mismatch)
+        result.status = CheckResult.status_for(result.findings)
     return result
 
 
-def _dialect_mismatch(sandbox: str, production: str, source: str, has_targets: bool) -> Finding:
-    example = "postgresql://postgres@localhost/" if production == "postgresql" else f"{production}://root@localhost/"
-    return Finding(
-        check="replay", rule_id="CM204", severity="warning" if has_targets else "info",
-        title=f"the sandbox is {sandbox} but production is {production} ({source})",
-        message=f"Migrations were replayed on {sandbox}; {production} can fail where {sandbox} passes "
-        "(types, constraints, transactional DDL), and drift results are approximate.",
-        fix=f"Point `sandbox:` at a {production} server, e.g. sandbox: {example}",
-    )
+def baseline_request(ctx: Any, sandbox: Any) -> dict[str, Any] | None:
+    """Load a baseline schema file into ``sandbox`` (host side) and say what the probe does next:
+    ``{"create_all": bool, "stamp": revision}``, or None without a baseline."""
+    baseline = ctx.settings.baseline
+    if baseline is None:
+        return None
+    if baseline.schema_file:
+        load_schema_file(ctx.settings.resolve_path(baseline.schema_file), sandbox)
+    return {"create_all": bool(baseline.create_all), "stamp": baseline.revision}
 
 
-def replay(project: Any, sandbox: Any, settings: Any, *, revision_files: dict[str, Path],
-           progress: Progress | None = None, destination: tuple[str, ...] | None = None) -> CheckResult:
-    """Upgrade ``sandbox`` to heads (or to the ``destination`` revisions) through the project's
-    env.py; see :func:`run`."""
-    from alembic import command
-    from sqlalchemy import event
+def load_schema_file(path: Path, sandbox: Any) -> None:
+    """Run a SQL schema file on the sandbox's default database, with the host's own driver."""
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
 
-    started = time.perf_counter()
-    total = len(revision_files) * max(1, len(project.bind_keys) if project.multidb else 1)
-    recorder = Recorder(total, progress)
-    facts = ReplayFacts(dialect=sandbox.dialect)
-    findings: list[Finding] = []
-    for engine in sandbox.engines.values():
-        event.listen(engine, "before_cursor_execute", recorder.on_statement)
+    sql = Path(path).read_text(encoding="utf-8")
+    engine = sa.create_engine(sandbox.urls[None], poolclass=NullPool)
     try:
-        with alembic_session(project, sandbox.engines, extra_args={"on_version_apply": recorder.on_version_apply},
-                             listener=recorder.on_log) as (config, _capture):
-            baseline = settings.baseline
-            try:
-                if baseline is not None:
-                    facts.start = baseline.revision
-                    apply_baseline(project, sandbox, settings)
-                    command.stamp(config, baseline.revision)
-                command.upgrade(config, destination or "heads")
-            except Exception as exc:  # a revision failed: report it, do not crash
-                findings.append(_failure(project, recorder, exc, revision_files, settings))
+        raw = engine.raw_connection()
+        try:
+            if sandbox.dialect == "sqlite":
+                raw.driver_connection.executescript(sql)
+            else:
+                cur = raw.cursor()
+                if sandbox.dialect == "postgresql":
+                    cur.execute(sql)
+                else:  # MySQL/MariaDB: one statement at a time
+                    for statement in (s.strip() for s in sql.split(";")):
+                        if statement:
+                            cur.execute(statement)
+                cur.close()
+            raw.commit()
+        finally:
+            raw.close()
     finally:
-        for engine in sandbox.engines.values():
-            event.remove(engine, "before_cursor_execute", recorder.on_statement)
-    facts.revisions = recorder.runs
-    if not findings:
-        facts.heads_after, problem = _verify_heads(project, sandbox, destination)
-        if problem:
+        engine.dispose()
+
+
+def replay(ctx: Any, *, record: list[str] | None = None, destination: list[str] | None = None) -> dict[str, Any]:
+    """Ask the probe to replay on the main sandbox (after loading the baseline, if any)."""
+    sandbox = ctx.sandbox
+    baseline = baseline_request(ctx, sandbox)
+    return ctx.probe.call("replay", baseline=baseline, record=record or [], destination=destination)
+
+
+def judge(ctx: Any, data: dict[str, Any], dialect: str, destination: list[str] | None = None) -> CheckResult:
+    """The replay check's result from the probe's answer."""
+    project = ctx.project
+    calls = [RevisionCall.from_data(r) for r in data.get("runs") or ()]
+    failure = Failure.from_data(data.get("failure"))
+    facts = ReplayFacts(dialect=dialect, start=ctx.settings.baseline.revision if ctx.settings.baseline else "base",
+                        duration_s=float(data.get("duration_s") or 0))
+    facts.revisions = [RevisionRun(revision=c.revision, message=c.message, bind=c.bind,
+                                   status="applied" if c.status == "ok" else "failed",
+                                   duration_ms=round(c.duration_ms, 2), statements=c.statements) for c in calls]
+    findings: list[Finding] = []
+    if failure is not None:
+        applied_before = [c for c in calls if c.status == "ok"]
+        findings.append(failure_finding(ctx, failure, first_revision=not applied_before))
+    else:
+        facts.heads_after = {k: list(v) for k, v in (data.get("heads_after") or {}).items()}
+        problem = verify_heads(ctx, facts.heads_after, destination)
+        if problem is not None:
             findings.append(problem)
-    facts.duration_s = round(time.perf_counter() - started, 3)
-    applied = len({r.revision for r in recorder.runs})
-    binds = len({r.bind for r in recorder.runs})
+    applied = len({c.revision for c in calls if c.status == "ok"})
+    binds = len({c.bind for c in calls})
     plural = "s" if applied != 1 else ""
     on_binds = f" on {binds} binds" if binds > 1 else ""
     if findings:
         summary = f"failed after {applied} revision{plural}: {findings[0].title}"
     else:
-        summary = f"{applied} revision{plural} applied{on_binds} on {sandbox.dialect} in {facts.duration_s:.1f} s"
+        summary = f"{applied} revision{plural} applied{on_binds} on {dialect} in {facts.duration_s:.1f} s"
     return CheckResult(name="replay", status=CheckResult.status_for(findings), summary=summary,
                        duration_s=facts.duration_s, findings=findings, facts=facts)
 
 
-def apply_baseline(project: Any, sandbox: Any, settings: Any) -> None:
-    """Create the baseline schema: run the schema SQL file, or ``db.create_all()`` on the sandbox."""
-    baseline = settings.baseline
-    if baseline.create_all:
-        project.db.create_all()
-        return
-    path = Path(baseline.schema_file)
-    if not path.is_absolute():
-        path = settings.root / path
-    sql = path.read_text(encoding="utf-8")
-    engine = sandbox.engines[None]
-    raw = engine.raw_connection()
-    try:
-        if sandbox.dialect == "sqlite":
-            raw.driver_connection.executescript(sql)
-        elif sandbox.dialect == "postgresql":
-            cur = raw.cursor()
-            cur.execute(sql)
-            cur.close()
-        else:  # MySQL/MariaDB: one statement at a time
-            cur = raw.cursor()
-            for statement in (s.strip() for s in sql.split(";")):
-                if statement:
-                    cur.execute(statement)
-            cur.close()
-        raw.commit()
-    finally:
-        raw.close()
+def dialect_mismatch(sandbox: str, production: str | None, source: str, has_targets: bool) -> Finding | None:
+    """CM204: the sandbox is not production's dialect. Nothing when production's dialect is unknown
+    (no target URL set and no server URL in the app), or when the app only says SQLite without
+    targets (the usual local default)."""
+    if not production or production == sandbox or (production == "sqlite" and not has_targets):
+        return None
+    family = {"mariadb": "mysql"}
+    if family.get(production, production) == family.get(sandbox, sandbox):
+        return None
+    example = {"postgresql": "sandbox: postgresql://postgres@localhost/",
+               "mysql": "sandbox: mysql+pymysql://root@localhost/",
+               "mariadb": "sandbox: mysql+pymysql://root@localhost/"}.get(production)
+    return Finding(
+        check="replay", rule_id="CM204", severity="warning" if has_targets else "info",
+        title=f"the sandbox is {sandbox} but production is {production} ({source})",
+        message=f"Migrations were replayed on {sandbox}; {production} can fail where {sandbox} passes "
+        "(types, constraints, transactional DDL), and drift results are approximate.",
+        fix=f"Point `sandbox:` at a {production} server where throwaway databases can be created, e.g. {example}"
+        if example else f"Replay on a {production} sandbox for exact results.",
+    )
 
 
-def _failure(project: Any, recorder: Recorder, exc: BaseException, revision_files: dict[str, Path],
-             settings: Any) -> Finding:
-    revision = recorder.current
-    file = revision_files.get(revision or "")
-    line = line_in(exc, file) if file else None
-    statement = getattr(exc, "statement", None)
-    db_error = str(getattr(exc, "orig", None) or exc).strip()
-    short = db_error.splitlines()[0] if db_error else type(exc).__name__
-    parts = [f"Upgrading to revision {revision or '?'}"
-             + (f" ({recorder.message})" if recorder.message else "")
-             + (f" on bind {recorder.bind!r}" if recorder.bind else "") + " failed."]
-    if statement:
-        parts.append(f"Statement:\n{statement.strip()}")
-    parts.append(f"Database error: {db_error}" if statement else f"{type(exc).__name__}: {db_error}")
-    first_revision = revision is not None and not recorder.runs  # nothing applied before it
-    missing_table = re.search(r"no such table|does not exist|doesn't exist|Unknown table", db_error, re.I)
-    if first_revision and missing_table and settings.baseline is None:
+def failure_finding(ctx: Any, failure: Failure, *, first_revision: bool, check: str = "replay") -> Finding:
+    """CM201 (or CM202) for a failed upgrade: the revision (or env.py) with file:line, the statement
+    and the database's error."""
+    project = ctx.project
+    revision = failure.revision
+    file = failure.file or (project.relative(ctx.revision_files[revision]) if revision in ctx.revision_files else None)
+    db_error = failure.error.strip()
+    short = failure.first_line
+    if failure.where == "revision":
+        head = (f"Upgrading to revision {revision}" + (f" ({failure.message})" if failure.message else "")
+                + (f" on bind {failure.bind!r}" if failure.bind else "") + " failed"
+                + (f" at {file}:{failure.line}" if file and failure.line else "") + ".")
+        title = f"revision {revision} failed to apply: {short}"
+    elif failure.where == "env.py":
+        head = f"env.py failed before a revision ran, at {failure.file}:{failure.line}" + (
+            f":\n  {failure.code}" if failure.code else ".")
+        title = f"{failure.file}:{failure.line} failed: {short}"
+    elif failure.where == "baseline":
+        head = "Building the baseline schema with db.create_all() failed."
+        title = f"the baseline (create-all) failed: {short}"
+    else:
+        head = "alembic stopped before any revision ran."
+        title = f"the upgrade failed: {short}"
+    parts = [head]
+    if failure.statement:
+        parts.append(f"Statement:\n{failure.statement}")
+    parts.append(f"Database error: {db_error}" if failure.statement else f"{failure.exception}: {db_error}")
+    details = {"statement": failure.statement, "error": db_error, "exception": failure.exception}
+    if (failure.where == "revision" and first_revision and _MISSING_TABLE.search(db_error)
+            and ctx.settings.baseline is None):
         return Finding(
-            check="replay", rule_id="CM202", severity="error", revision=revision,
-            file=project.relative(file) if file else None, line=line,
+            check=check, rule_id="CM202", severity="error", revision=revision, file=file, line=failure.line,
             title=f"first revision {revision} needs tables that no revision creates",
             message="\n".join(parts) + "\nThe app probably creates its first tables with db.create_all() "
             "and then stamps, so the history cannot be replayed from an empty database.",
             fix="Add a baseline to .ci-migrate.yml, e.g.\n  baseline:\n"
             f"    revision: {revision}\n    schema: schema.sql   # pg_dump --schema-only taken at that revision's parent\n"
             "or `create-all: true` to let db.create_all() make the starting schema.",
-            details={"statement": statement, "error": db_error},
-        )
-    return Finding(
-        check="replay", rule_id="CM201", severity="error", revision=revision, bind=recorder.bind,
-        file=project.relative(file) if file else None, line=line,
-        title=f"revision {revision or '?'} failed to apply: {short}",
-        message="\n".join(parts),
-        fix="Run `flask db upgrade` against a fresh database locally to reproduce, then fix the revision.",
-        details={"statement": statement, "error": db_error, "exception": type(exc).__name__},
-    )
+            details=details)
+    fix = (f"Run `{project.cli} upgrade` against a fresh database locally to reproduce, then fix "
+           + ("the revision." if failure.where == "revision" else "env.py."))
+    return Finding(check=check, rule_id="CM201", severity="error", revision=revision, bind=failure.bind,
+                   file=file, line=failure.line, title=title, message="\n".join(parts), fix=fix, details=details)
 
 
-def line_in(exc: BaseException, file: Path) -> int | None:
-    """The innermost line (1-based) of ``file`` in ``exc``'s traceback, or None if it is not there."""
-    target = str(Path(file).resolve())
-    line = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if str(Path(frame.filename).resolve()) == target:
-            line = frame.lineno
-    return line
-
-
-def _verify_heads(project: Any, sandbox: Any, destination: tuple[str, ...] | None = None,
-                  ) -> tuple[dict[str, list[str]], Finding | None]:
-    """Read each migrated bind's version table: the truth, not the callbacks."""
-    from alembic.migration import MigrationContext
-
-    from ci_migrate.alembic_env import script_directory
-
-    with project.app_context():
-        expected = set(destination or script_directory(project).get_heads())
-    binds = project.bind_keys if project.multidb else [None]
-    heads: dict[str, list[str]] = {}
-    wrong = []
-    for key in binds:
-        with sandbox.engines[key].connect() as conn:
-            current = MigrationContext.configure(conn, opts=version_table_opts(project)).get_current_heads()
-        heads[key or ""] = sorted(current)
-        if set(current) != expected:
-            wrong.append((key, sorted(current)))
+def verify_heads(ctx: Any, heads_after: dict[str, list[str]], destination: list[str] | None) -> Finding | None:
+    """CM203: a migrated bind's version table is not at the expected heads after the upgrade."""
+    expected = set(destination or ctx.history.heads)
+    wrong = [(k, v) for k, v in heads_after.items() if set(v) != expected]
     if not wrong:
-        return heads, None
+        return None
+    project = ctx.project
     where = ", ".join(f"{k or 'default'} bind at {v or 'no revision'}" for k, v in wrong)
-    return heads, Finding(
-        check="replay", rule_id="CM203", severity="error",
-        file=project.relative(project.migrations_dir / "env.py"),
+    return Finding(
+        check="replay", rule_id="CM203", severity="error", file=project.env_py,
         title="the sandbox is not at head after the upgrade",
-        message=f"After `upgrade heads` the sandbox has: {where}; expected {sorted(expected)}. "
-        "env.py probably builds its own engine (e.g. from DATABASE_URL) instead of using the app's "
-        "Flask-SQLAlchemy engine, so the migrations ran somewhere else.",
-        fix="Make env.py take the engine from current_app.extensions['migrate'].db, as the "
-        "Flask-Migrate template does.",
+        message=f"After `upgrade heads` the sandbox has: {where}; expected {sorted(expected)}. env.py ran "
+        "without error but did not bring every migrated database to head (a custom env.py that skips a bind, "
+        "or stamps instead of migrating).",
+        fix="Make env.py migrate every bind with the app's engines, as the Flask-Migrate template does.",
     )
+

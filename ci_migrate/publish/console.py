@@ -35,6 +35,9 @@ def render(report: Report, console: Any) -> None:
         sandbox = "sqlite (temporary file)" if report.sandbox.dialect == "sqlite" else report.sandbox.url
         where.append(f"sandbox [bold]{escape(sandbox)}[/]" + (" [yellow](kept)[/]" if report.sandbox.kept else ""))
     console.print(f"[bold]ci-migrate {report.version}[/] · " + " · ".join(where))
+    if report.interpreter is not None:
+        console.print(f"python [bold]{escape(report.interpreter.path)}[/] ({escape(report.interpreter.source)}) · "
+                      f"{escape(report.interpreter.stack)}")
     console.print()
     name_width = max((len(c.name) for c in report.checks), default=0)
     status_width = max((len(c.status) for c in report.checks), default=0)

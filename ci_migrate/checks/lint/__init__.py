@@ -43,6 +43,7 @@ RULES: tuple[ModuleType, ...] = (
     constraint_not_valid, unique_constraint, enum_change, empty_downgrade, unnamed_constraint, data_and_schema,
     mysql_ddl,
 )
+_PARAMS = re.compile(r"%\(\w+\)s|%s|\?|(?<!:):\w+\b")  # bound parameters: the statement is not plain SQL
 _IGNORE = re.compile(r"#\s*ci-migrate:\s*ignore\[(?P<ids>[^\]]+)\]\s*(?P<reason>.*)$")
 
 
@@ -67,6 +68,7 @@ def run(ctx: Any) -> CheckResult:
         found += extra
         evaluated.append(squawk.RULE)
     findings, suppressed = _findings(ctx, found)
+    findings += [_not_analysed(view) for view in views if not view.rendered]
     facts = LintFacts(revisions=[v.revision for v in views], rules=[r.id for r in evaluated],
                       squawk=squawk_version, suppressed=suppressed)
     return CheckResult(name="lint", status=CheckResult.status_for(findings),
@@ -81,10 +83,16 @@ def views_of(plan: Any) -> list[RevisionView]:
     views, created = [], set()
     for item in plan.revisions:
         created |= item.created_tables
+        recorded = item.recorded
+        offline = item.offline if item.offline is not None and item.offline.error is None else None
+        sql = offline.statements if offline is not None else [
+            s for s in (recorded.statements if recorded is not None and recorded.online else []) if not _PARAMS.search(s.text)]
         views.append(RevisionView(
             revision=item.revision, message=item.message, file=item.file, rel_file=item.rel_file,
-            dialect=plan.dialect, ops=item.rendered.ops, statements=item.rendered.statements,
-            new_tables=set(created), rendered=item.rendered.error is None))
+            dialect=plan.dialect, ops=recorded.ops if recorded else [], statements=recorded.statements if recorded else [],
+            new_tables=set(created), rendered=item.analysed, online=bool(recorded and recorded.online),
+            sql_statements=sql, why_not=None if item.analysed else (
+                (item.offline.error if item.offline is not None else None) or "its operations were not recorded")))
     return views
 
 
@@ -129,9 +137,25 @@ def _findings(ctx: Any, found: list[tuple[RevisionView, Rule, Hit]]) -> tuple[li
     return findings, suppressed
 
 
+def _not_analysed(view: RevisionView) -> Finding:
+    """CM515: the rules could not see what a pending revision does."""
+    return Finding(
+        check="lint", rule_id="CM515", severity="warning", revision=view.revision, file=view.rel_file,
+        title=f"{view.revision}: not analysed: {view.why_not}",
+        message=(f"Revision {view.revision} cannot be rendered as offline SQL ({view.why_not}) and did not run on a "
+                 "sandbox in this run, so the risk rules could not see its operations. It may drop, rewrite or lock "
+                 "anything: nothing here says it is safe."),
+        fix=("Run `ci-migrate check` (it replays the pending revisions on the sandbox and records what they do), "
+             "or review the revision by hand."))
+
+
 def _summary(findings: list[Finding], views: list[RevisionView], dialect: str, suppressed: int,
              squawk_version: str | None) -> str:
     n = len(views)
+    blind = [v for v in views if not v.rendered]
+    if blind:
+        return (f"not analysed: {len(blind)} of {n} pending revision{'s' if n != 1 else ''} "
+                f"({', '.join(v.revision for v in blind)}); {len(findings) - len(blind)} risk(s) in the others")
     where = f"{n} pending revision{'s' if n != 1 else ''} ({dialect})"
     text = (f"{len(findings)} risk{'s' if len(findings) != 1 else ''} in {where}" if findings
             else f"no risky operations in {where}" if views else "no pending revisions to lint")

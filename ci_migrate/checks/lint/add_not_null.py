@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 from ci_migrate.checks.lint.base import Hit, RevisionView, Rule, column_name
-from ci_migrate.checks.offline import RecordedOp
+from ci_migrate.facts import ColumnInfo, RecordedOp
 
 RULE = Rule(
     id="CM504", name="add-not-null-column", severity="error",
@@ -21,10 +21,10 @@ RULE = Rule(
 
 def check(view: RevisionView) -> Iterator[Hit]:
     for op in view.of("AddColumnOp"):
-        column = op.op.column
-        if column.nullable or column.server_default is not None or column.primary_key or not view.existing(op.table):
+        column = op.column
+        if column is None or column.nullable or column.server_default is not None or column.primary_key:
             continue
-        if getattr(column, "computed", None) is not None or getattr(column, "identity", None) is not None:
+        if not view.existing(op.table) or column.computed or column.identity:
             continue
         where = column_name(op)
         if view.mysql:
@@ -43,17 +43,22 @@ def check(view: RevisionView) -> Iterator[Hit]:
         )
 
 
-def _recipe(op: RecordedOp, column: Any, dialect: str) -> str:
+def _recipe(op: RecordedOp, column: ColumnInfo, dialect: str) -> str:
     """The rule's recipe with this column's name and type."""
-    from ci_migrate.checks.offline import dialect_named
-
-    quoted = dialect_named(dialect).identifier_preparer.quote(op.table or "")
+    quoted = _quote(dialect, op.table or "")
     prefix = "batch_op." if op.batch else "op."
     table = "" if op.batch else f"{op.table!r}, "
-    type_ = f"sa.{column.type!r}"
+    type_ = f"sa.{column.type.repr if column.type else 'Integer()'}"
     return RULE.fix.replace("batch_op.add_column(sa.Column('age', sa.Integer(), nullable=True)",
                             f"{prefix}add_column({table}sa.Column({column.name!r}, {type_}, nullable=True)") \
         .replace("UPDATE ... SET age = ... WHERE age IS NULL",
                  f"UPDATE {quoted} SET {column.name} = ... WHERE {column.name} IS NULL") \
         .replace("batch_op.alter_column('age', existing_type=sa.Integer(), nullable=False)",
                  f"{prefix}alter_column({table}{column.name!r}, existing_type={type_}, nullable=False)")
+
+
+def _quote(dialect: str, name: str) -> str:
+    """``name`` quoted for ``dialect`` when it needs it (a reserved word such as ``user``, or mixed case)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(f"{dialect}://").get_dialect()().identifier_preparer.quote(name)

@@ -1,6 +1,7 @@
 """What every lint rule shares: the :class:`Rule` description, the :class:`Hit` it returns, and the
-:class:`RevisionView` it judges (one pending revision: its recorded alembic operations, its offline
-SQL, its source, and which tables already exist when it runs)."""
+:class:`RevisionView` it judges (one pending revision: its recorded alembic operations and statements
+as data — recorded while it ran on the sandbox, or from its offline SQL — its source, and which
+tables already exist when it runs)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ci_migrate.checks.offline import RecordedOp, Statement, statement_table
+from ci_migrate.facts import RecordedOp, Statement
+from ci_migrate.probe.recording import TRANSACTION_WORDS, statement_table
 
 _DATA_SQL = re.compile(r"^\s*(?:WITH\b.*?\)\s*)?(INSERT|UPDATE|DELETE|MERGE|COPY|TRUNCATE)\b", re.I | re.S)
+_QUERY_SQL = re.compile(r"^\s*(?:SELECT|SHOW|PRAGMA|EXPLAIN|DESCRIBE|SET|WITH\b(?!.*\b(?:INSERT|UPDATE|DELETE)\b))\b",
+                        re.I | re.S)
+VERSION_TABLE = "alembic_version"
+
+
+def is_transaction(statement: Statement) -> bool:
+    return statement.text.strip().upper() in TRANSACTION_WORDS
+
+
+def is_version_table(statement: Statement) -> bool:
+    """An ``alembic_version`` statement (offline mode always uses that name)."""
+    return statement_table(statement.text) == VERSION_TABLE
+
+
+def is_query(statement: Statement) -> bool:
+    """A statement that only reads (``SELECT``, ``SHOW``, ``PRAGMA``…): reflection and lookups a
+    revision made while it ran."""
+    return bool(_QUERY_SQL.match(statement.text))
+
+
+def is_data_statement(statement: Statement) -> bool:
+    return bool(_DATA_SQL.match(statement.text))
 
 
 @dataclass(frozen=True)
@@ -61,7 +85,10 @@ class RevisionView:
     ops: list[RecordedOp]
     statements: list[Statement]
     new_tables: set[str]
-    rendered: bool = True  # False when offline SQL could not be rendered (ops may be partial)
+    rendered: bool = True  # False when its operations are not fully known (ops may be partial)
+    online: bool = False  # recorded while it ran on the sandbox (statements as sent, not offline SQL)
+    sql_statements: list[Statement] = field(default_factory=list)  # the SQL squawk reads (offline when rendered)
+    why_not: str | None = None  # why its operations are not known (not ``rendered``)
     _tree: ast.Module | None = None
     _source: str | None = None
 
@@ -109,10 +136,9 @@ class RevisionView:
         return self.dialect in ("mysql", "mariadb")
 
 
-def sql_of(op: Any) -> str:
-    """The SQL text of an ``op.execute()`` (a string, or a compiled Core construct)."""
-    text = getattr(op, "sqltext", "")
-    return text if isinstance(text, str) else str(getattr(text, "text", text))
+def sql_of(op: RecordedOp) -> str:
+    """The SQL text of an ``op.execute()`` (a string, or a Core construct compiled by the probe)."""
+    return op.sql or ""
 
 
 def is_data_op(recorded: RecordedOp) -> bool:
@@ -121,26 +147,16 @@ def is_data_op(recorded: RecordedOp) -> bool:
         return True
     if recorded.kind != "ExecuteSQLOp":
         return False
-    text = recorded.op.sqltext
-    if not isinstance(text, str):
-        from sqlalchemy.sql.dml import UpdateBase
-
-        return isinstance(text, UpdateBase) or bool(_DATA_SQL.match(sql_of(recorded.op)))
-    return bool(_DATA_SQL.match(text))
+    return bool(recorded.sql_is_dml) or bool(_DATA_SQL.match(sql_of(recorded)))
 
 
 def data_table(recorded: RecordedOp) -> str | None:
     """The table a data operation writes to."""
     if recorded.kind == "BulkInsertOp":
         return recorded.table
-    text = recorded.op.sqltext
-    target = getattr(text, "table", None)
-    if target is not None and getattr(target, "name", None):
-        return str(target.name).lower()
-    return statement_table(sql_of(recorded.op))
+    return recorded.data_table or statement_table(sql_of(recorded))
 
 
 def column_name(recorded: RecordedOp) -> str:
-    op = recorded.op
-    name = getattr(op, "column_name", None) or getattr(getattr(op, "column", None), "name", None)
+    name = recorded.column_name or (recorded.column.name if recorded.column else None)
     return f"{recorded.table}.{name}" if name else str(recorded.table)

@@ -23,11 +23,11 @@ RULE = Rule(
 
 def check(view: RevisionView) -> Iterator[Hit]:
     for op in view.of("CreateForeignKeyOp", "CreateCheckConstraintOp"):
-        if op.op.kw.get("postgresql_not_valid") or not view.existing(op.table):
+        if op.not_valid or not view.existing(op.table):
             continue
-        name = op.op.constraint_name or "(unnamed)"
+        name = op.constraint_name or "(unnamed)"
         if op.kind == "CreateForeignKeyOp":
-            referent = op.op.referent_table
+            referent = op.referent_table
             yield Hit(op.line, f"adds foreign key `{name}` on `{op.table}` → `{referent}` without NOT VALID",
                       f"PostgreSQL checks every row of `{op.table}` while holding SHARE ROW EXCLUSIVE locks on both "
                       f"`{op.table}` and `{referent}`: writes to both tables wait for the whole scan.", bind=op.bind)

@@ -21,15 +21,15 @@ RULE = Rule(
 
 def check(view: RevisionView) -> Iterator[Hit]:
     for op in view.of("CreateIndexOp", "DropIndexOp"):
-        if op.op.kw.get("postgresql_concurrently") or not view.existing(op.table):
+        if op.concurrently or not view.existing(op.table):
             continue
-        name = getattr(op.op, "index_name", None)
+        name = op.index_name
         if op.kind == "CreateIndexOp":
             title = f"creates index `{name}` on `{op.table}` without CONCURRENTLY"
             why = (f"CREATE INDEX holds a SHARE lock on `{op.table}` for the whole build: inserts, updates and "
                    "deletes wait (reads go on). On a big table that is minutes of failed or stuck requests.")
-            columns = [getattr(c, "name", None) or str(c) for c in op.op.columns]
-            unique = ", unique=True" if op.op.unique else ""
+            columns = list(op.columns)
+            unique = ", unique=True" if op.unique else ""
             call = f"op.create_index({name!r}, {op.table!r}, {columns!r}{unique}, postgresql_concurrently=True)"
         else:
             title = f"drops index `{name}`" + (f" on `{op.table}`" if op.table else "") + " without CONCURRENTLY"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from ci_migrate.checks.lint.base import Hit, RevisionView, Rule
-from ci_migrate.checks.offline import statement_table
+from ci_migrate.checks.lint.base import Hit, RevisionView, Rule, is_query, is_transaction, is_version_table
+from ci_migrate.probe.recording import statement_table
 
 RULE = Rule(
     id="CM514", name="non-transactional-ddl", severity="info",
@@ -22,7 +22,7 @@ _DML = re.compile(r"^\s*(INSERT|UPDATE|DELETE|SELECT|REPLACE)\b", re.I)
 
 def check(view: RevisionView) -> Iterator[Hit]:
     ddl = [s for s in view.statements
-           if not (s.is_transaction or s.is_version_table or _DML.match(s.text) or s.text.startswith("--"))
+           if not (is_transaction(s) or is_version_table(s) or is_query(s) or _DML.match(s.text) or s.text.startswith("--"))
            and view.existing(statement_table(s.text))]
     if len(ddl) < 2:
         return

@@ -18,12 +18,12 @@ RULE = Rule(
 def check(view: RevisionView) -> Iterator[Hit]:
     for op in view.of("RenameTableOp"):
         if view.existing(op.table):
-            yield Hit(op.line, f"renames table `{op.table}` to `{op.op.new_table_name}`",
+            yield Hit(op.line, f"renames table `{op.table}` to `{op.new_table_name}`",
                       f"The previous release, still serving while the deploy rolls out, queries `{op.table}` and "
                       "fails with \"relation does not exist\" until every app server runs the new code.", bind=op.bind)
     for op in view.of("AlterColumnOp"):
-        if op.op.modify_name and view.existing(op.table):
-            old = f"{op.table}.{op.op.column_name}"
-            yield Hit(op.line, f"renames column `{old}` to `{op.op.modify_name}`",
+        if op.modify_name and view.existing(op.table):
+            old = f"{op.table}.{op.column_name}"
+            yield Hit(op.line, f"renames column `{old}` to `{op.modify_name}`",
                       f"The previous release, still serving while the deploy rolls out, selects `{old}` (SQLAlchemy "
                       "names every mapped column) and fails until every app server runs the new code.", bind=op.bind)

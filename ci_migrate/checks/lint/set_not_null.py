@@ -18,7 +18,7 @@ RULE = Rule(
 
 def check(view: RevisionView) -> Iterator[Hit]:
     for op in view.of("AlterColumnOp"):
-        if op.op.modify_nullable is not False or not view.existing(op.table):
+        if op.modify_nullable is not False or not view.existing(op.table):
             continue
         where = column_name(op)
         if view.postgresql:

@@ -20,8 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ci_migrate.checks.lint.base import Hit, RevisionView, Rule
-from ci_migrate.checks.offline import Statement, statement_table
+from ci_migrate.checks.lint.base import Hit, RevisionView, Rule, is_version_table
+from ci_migrate.facts import Statement
+from ci_migrate.probe.recording import statement_table
 
 RULE = Rule(
     id="CM520", name="squawk", severity="warning", summary="squawk reports a PostgreSQL migration risk",
@@ -57,8 +58,8 @@ def _script(view: RevisionView) -> tuple[str, list[Statement | None]]:
     """The SQL squawk reads for one revision, and for each of its lines the statement it belongs to."""
     lines: list[str] = ["BEGIN;"]
     owners: list[Statement | None] = [None]
-    for statement in view.statements:
-        if statement.is_version_table:
+    for statement in view.sql_statements:
+        if is_version_table(statement):
             continue
         text = statement.text
         if not (text.endswith(";") or text.startswith("--")):
@@ -77,7 +78,7 @@ def lint(views: list[RevisionView], covered: dict[str, Rule]
     reports the same risk. Returns ``([(view, rule, hit)], squawk version or None when not installed,
     why squawk's output could not be used or None)``."""
     binary = executable()
-    views = [v for v in views if v.postgresql and v.rendered and v.statements]
+    views = [v for v in views if v.postgresql and v.rendered and v.sql_statements]
     if binary is None:
         return [], None, None
     found = version(binary)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 from ci_migrate.checks.lint.base import Hit, RevisionView, Rule, column_name
+from ci_migrate.facts import TypeInfo
 
 RULE = Rule(
     id="CM506", name="column-type-change", severity="warning",
@@ -17,31 +18,29 @@ RULE = Rule(
 _INT_SIZE = {"SmallInteger": 2, "Integer": 4, "BigInteger": 8}
 
 
-def _int_size(type_: Any) -> int | None:
-    for cls in type(type_).__mro__:
-        if cls.__name__ in _INT_SIZE:
-            return _INT_SIZE[cls.__name__]
+def _int_size(type_: TypeInfo) -> int | None:
+    for name in type_.classes:
+        if name in _INT_SIZE:
+            return _INT_SIZE[name]
     return None
 
 
-def classify(old: Any, new: Any, dialect: Any) -> str | None:
+def classify(old: TypeInfo | None, new: TypeInfo | None, dialect: str) -> str | None:
     """``narrowing`` (values may no longer fit), ``rewriting`` (the database rewrites or copies the
-    table), ``unknown`` (no ``existing_type`` given), or None (metadata-only or no change)."""
-    import sqlalchemy as sa
+    table), ``unknown`` (no ``existing_type`` given), or None (metadata-only or no change).
 
-    if new is None or isinstance(new, sa.Enum) or isinstance(old, sa.Enum):
+    ``old``/``new`` are the types as the probe compiled them for ``dialect`` (``sql``) with their
+    SQLAlchemy class names (``classes``, most specific first).
+    """
+    if new is None or new.is_a("Enum") or (old is not None and old.is_a("Enum")):
         return None  # enums: CM510
     if old is None:
         return "unknown"
-    name = dialect.name
-    try:
-        if str(old.compile(dialect=dialect)) == str(new.compile(dialect=dialect)):
-            return None
-    except Exception:
-        pass
-    if isinstance(old, sa.String) and isinstance(new, sa.String):
+    if old.sql == new.sql:
+        return None
+    if old.is_a("String") and new.is_a("String"):
         if new.length is None:
-            return "rewriting" if name in ("mysql", "mariadb") else None
+            return "rewriting" if dialect in ("mysql", "mariadb") else None
         if old.length is None or new.length < old.length:
             return "narrowing"
         return None
@@ -49,8 +48,8 @@ def classify(old: Any, new: Any, dialect: Any) -> str | None:
     if old_int and new_int:
         if new_int < old_int:
             return "narrowing"
-        return None if name == "sqlite" else "rewriting"
-    if isinstance(old, sa.Numeric) and isinstance(new, sa.Numeric) and type(old) is type(new):
+        return None if dialect == "sqlite" else "rewriting"
+    if old.is_a("Numeric") and new.is_a("Numeric") and old.classes[:1] == new.classes[:1]:
         if (new.scale or 0) != (old.scale or 0) or (new.precision or 0) < (old.precision or 0):
             return "narrowing"
         return None
@@ -58,17 +57,13 @@ def classify(old: Any, new: Any, dialect: Any) -> str | None:
 
 
 def check(view: RevisionView) -> Iterator[Hit]:
-    from ci_migrate.checks.describe import type_sql
-    from ci_migrate.checks.offline import dialect_named
-
-    dialect = dialect_named(view.dialect)
     for op in view.of("AlterColumnOp"):
-        alter = op.op
-        kind = classify(alter.existing_type, alter.modify_type, dialect)
+        kind = classify(op.existing_type, op.modify_type, view.dialect)
         if kind is None or not view.existing(op.table) or (kind == "rewriting" and view.dialect == "sqlite"):
             continue
         where = column_name(op)
-        old, new = type_sql(alter.existing_type, dialect), type_sql(alter.modify_type, dialect)
+        old = op.existing_type.sql if op.existing_type else "?"
+        new = op.modify_type.sql if op.modify_type else "?"
         if kind == "unknown":
             yield Hit(op.line, f"changes the type of `{where}` to {new} without existing_type",
                       "Without existing_type=... ci-migrate cannot tell whether this narrows the column or makes the "

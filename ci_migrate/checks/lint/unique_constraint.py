@@ -22,8 +22,8 @@ def check(view: RevisionView) -> Iterator[Hit]:
     for op in view.of("CreateUniqueConstraintOp"):
         if not view.existing(op.table):
             continue
-        columns = ", ".join(op.op.columns)
-        name = op.op.constraint_name or "(unnamed)"
+        columns = ", ".join(op.columns)
+        name = op.constraint_name or "(unnamed)"
         if view.postgresql:
             lock = (f"PostgreSQL builds its index under an ACCESS EXCLUSIVE lock on `{op.table}`: reads and writes "
                     "wait for the whole build. The upgrade also fails")

@@ -37,8 +37,7 @@ def _unnamed_calls(function: ast.FunctionDef) -> Iterator[tuple[int, str]]:
 def check(view: RevisionView) -> Iterator[Hit]:
     calls = []  # (line, call, where)
     for op in view.ops:
-        name = getattr(op.op, "constraint_name", False)
-        if name is None and op.kind in ("CreateForeignKeyOp", "CreateUniqueConstraintOp", "CreateCheckConstraintOp",
+        if op.has_constraint_name and op.constraint_name is None and op.kind in ("CreateForeignKeyOp", "CreateUniqueConstraintOp", "CreateCheckConstraintOp",
                                         "CreatePrimaryKeyOp", "DropConstraintOp"):
             call = "drop_constraint" if op.kind == "DropConstraintOp" else op.kind
             calls.append((op.line, call, "upgrade"))

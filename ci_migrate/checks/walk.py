@@ -1,0 +1,126 @@
+"""What the locks and roundtrip checks share: which revisions they walk, one at a time.
+
+Both take the revisions of their scope (``checks.<name>.scope`` in the config) in upgrade order —
+``pending``: the revisions :mod:`.pending` found; ``all``: every revision, base → heads, as
+``ScriptDirectory.walk_revisions()`` orders them, reversed — and the probe walks them on databases
+of their own (:mod:`ci_migrate.probe.stepwise`). With a ``baseline``, the baseline revision and
+its ancestors are left out (every walk database starts there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+_REPLAY_FAILED = ("CM201", "CM202", "CM203")
+
+
+@dataclass
+class Step:
+    """One revision to walk. ``path`` is the absolute revision file, ``file`` the same relative to the
+    repository root; ``parents`` its ``down_revision`` ids; ``requires`` parents plus ``depends_on``."""
+
+    revision: str
+    message: str | None
+    path: Path | None
+    file: str | None
+    parents: tuple[str, ...]
+    requires: tuple[str, ...]
+
+    @property
+    def is_merge_point(self) -> bool:
+        return len(self.parents) > 1
+
+    @property
+    def label(self) -> str:
+        return self.revision + (f" ({self.message})" if self.message else "")
+
+    def request(self) -> dict[str, Any]:
+        """The step as the probe takes it."""
+        return {"revision": self.revision, "parents": list(self.parents), "requires": list(self.requires),
+                "path": str(self.path) if self.path else None}
+
+
+@dataclass
+class Walk:
+    """The revisions a check walks, in upgrade order."""
+
+    scope: Literal["pending", "all"]
+    steps: list[Step]
+
+    def path_of(self, revision: str | None) -> Path | None:
+        return next((s.path for s in self.steps if s.revision == revision), None)
+
+
+def plan_walk(ctx: Any, check: str) -> Walk | None:
+    """The revisions check ``check`` (``locks``/``roundtrip``) walks, or None when there is nothing to walk."""
+    scope = ctx.settings.check_scope(check)
+    pending = ctx.pending.revisions if ctx.pending is not None else []
+    if scope == "pending" and not pending:
+        return None
+    history = ctx.history
+    before_baseline: set[str] = set()
+    if ctx.settings.baseline is not None and ctx.settings.baseline.revision:
+        before_baseline = history.ancestors([ctx.settings.baseline.revision])
+    by_id = history.by_id
+    order = list(pending) if scope == "pending" else history.order
+    steps = []
+    for rev_id in order:
+        rev = by_id.get(rev_id)
+        if rev is None or rev_id in before_baseline:
+            continue
+        steps.append(Step(revision=rev_id, message=rev.message, path=rev.path,
+                          file=ctx.project.relative(rev.path) if rev.path else None, parents=rev.down_revisions,
+                          requires=rev.down_revisions + rev.depends_on))
+    return Walk(scope=scope, steps=steps) if steps else None
+
+
+def baseline_request(ctx: Any) -> dict[str, Any] | None:
+    """What the probe does on a fresh walk database: ``create_all`` and/or stamp the baseline revision
+    (a schema file was loaded by the host when it made the database)."""
+    baseline = ctx.settings.baseline
+    if baseline is None:
+        return None
+    return {"create_all": bool(baseline.create_all), "stamp": baseline.revision}
+
+
+def replay_failed(ctx: Any) -> str | None:
+    """Why a walk makes no sense (the replay did not reach heads), or None."""
+    replayed = ctx.result("replay")
+    if replayed is None or replayed.status == "error" or any(f.rule_id in _REPLAY_FAILED for f in replayed.findings):
+        return "skipped: the replay did not reach head"
+    return None
+
+
+def ignored_inline(path: Path | None, line: int | None, rule_id: str) -> bool:
+    """True when ``# ci-migrate: ignore[RULE] reason`` in the revision file silences ``rule_id`` on ``line``
+    (or the whole revision), with the lint check's rules (:func:`ci_migrate.checks.lint.suppressions`)."""
+    from ci_migrate.checks.lint import suppressions
+
+    if path is None:
+        return False
+    try:
+        whole, by_line = suppressions(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return False
+    return rule_id in whole or (line is not None and rule_id in by_line.get(line, {}))
+
+
+def def_line(path: Path | None, name: str) -> int | None:
+    """1-based line of ``def <name>`` (``upgrade``/``downgrade``, multidb ``downgrade_…`` too) in a file."""
+    if path is None:
+        return None
+    with contextlib.suppress(OSError):
+        for number, text in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            if re.match(rf"def {name}\w*\(", text):
+                return number
+    return None
+
+
+def short_sql(statement: str, limit: int = 160) -> str:
+    """One line of SQL for a title: whitespace collapsed, cut at ``limit`` characters."""
+    text = " ".join(statement.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,71 @@
+"""The probe's side of the conversation with the host: events out, requests in.
+
+Events are JSON lines written to the file descriptor named by ``CI_MIGRATE_PROBE_FD`` (the host
+passes a pipe), so whatever the app prints on stdout/stderr never mixes with them. Requests are JSON
+lines read from stdin by a reader thread. When stdin reaches end-of-file while the probe is not
+finishing (the host was killed), the probe ends at once with exit code 75: nothing is left running
+against a sandbox whose owner is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+from typing import Any, Dict, Optional
+
+HOST_GONE = 75
+_FD_VARIABLE = "CI_MIGRATE_PROBE_FD"
+
+
+class Channel:
+    """Writes events and hands out the host's requests, in order."""
+
+    def __init__(self, out_fd: int, stdin: Any) -> None:
+        self.out_fd = out_fd
+        self._lock = threading.Lock()
+        self._requests: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
+        self.finishing = False
+        self._reader = threading.Thread(target=self._read, args=(stdin,), name="ci-migrate-requests", daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def from_environment(cls) -> "Channel":
+        """The channel the host set up (``CI_MIGRATE_PROBE_FD``); stdout when run by hand."""
+        fd = int(os.environ.pop(_FD_VARIABLE, "1"))
+        return cls(fd, sys.stdin)
+
+    def emit(self, type_: str, **data: Any) -> None:
+        """Send one event: ``{"type": type_, **data}`` as a JSON line (non-JSON values as their str)."""
+        line = json.dumps({"type": type_, **data}, default=str, ensure_ascii=False) + "\n"
+        payload = line.encode("utf-8")
+        with self._lock:
+            view = memoryview(payload)
+            while view:
+                written = os.write(self.out_fd, view)
+                view = view[written:]
+
+    def request(self) -> Dict[str, Any]:
+        """The next request from the host (blocks). A closed stdin means the host is gone."""
+        item = self._requests.get()
+        if item is None:
+            os._exit(HOST_GONE)
+        return item
+
+    def _read(self, stdin: Any) -> None:
+        for line in stdin:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            self._requests.put(message)
+            if message.get("op") == "exit":
+                self.finishing = True
+        if not self.finishing:
+            os._exit(HOST_GONE)
+        self._requests.put(None)

@@ -1,0 +1,106 @@
+"""Replay the history on the sandbox through the project's own env.py (``flask db upgrade``).
+
+``alembic.command.upgrade(config, "heads")`` with the app pointed at the sandbox. What ran comes from
+the tracker (each revision's own ``upgrade()``), the truth about where the sandbox ends up from its
+version tables. The operations of the revisions in ``record`` (the pending ones of a pull request)
+are recorded while they run (:mod:`.recording`, online).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import glue
+from .recording import Recorder, hooks
+from .tracker import failure_of
+
+
+def where_in_migrations(exc: BaseException, project: Any) -> Dict[str, Any]:
+    """The innermost traceback frame in the migrations directory (env.py or a revision file):
+    ``{"file": rel, "line": n}`` or ``{}``."""
+    top = str(project.migrations_dir) + os.sep
+    found: Dict[str, Any] = {}
+    for frame in traceback.extract_tb(exc.__traceback__):
+        real = os.path.realpath(frame.filename)
+        if real.startswith(top):
+            found = {"file": project.relative(real), "line": frame.lineno, "code": (frame.line or "").strip() or None}
+    return found
+
+
+def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baseline: Optional[Dict[str, Any]] = None,
+           record: Sequence[str] = (), files: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Upgrade the session's sandbox to heads (or ``destination``), optionally from a baseline.
+
+    ``baseline``: ``{"create_all": bool, "stamp": revision}`` — the schema file, if any, was loaded by
+    the host; ``create_all`` runs ``db.create_all()`` (``metadata.create_all`` for plain bases) on the
+    sandbox; then the version table is stamped. ``record``: revisions whose operations are recorded.
+    Returns ``{"runs": [...], "failure": {...} | None, "heads_after": {bind: [...]}, "recorded":
+    {revision: Recording}, "duration_s": s}``; ``failure`` has ``where`` ("revision" / "env.py" /
+    "baseline"), ``revision``, ``file``, ``line``, ``statement``, ``error``, ``exception``.
+    """
+    from alembic import command
+
+    project, sandbox = session.project, session.sandbox
+    tracker = session.tracker
+    tracker.start("replay")
+    started = time.perf_counter()
+    recorder = Recorder({os.path.realpath(p): r for r, p in (files or {}).items()}, sandbox.engines[None].dialect,
+                        set(record))
+    tracker.listeners.append(recorder.on_run)
+    failure = None
+    stage = "upgrade"
+    try:
+        with session.guard.allowing(sandbox.urls), hooks(recorder, offline=False), \
+                glue.alembic_session(project, sandbox.urls, sandbox.engines) as (config, _capture):
+            try:
+                if baseline:
+                    if baseline.get("create_all"):
+                        stage = "baseline"
+                        create_all(project, sandbox)
+                    stage = "stamp"
+                    command.stamp(config, baseline["stamp"])
+                stage = "upgrade"
+                command.upgrade(config, tuple(destination) if destination else "heads")
+            except Exception as exc:  # noqa: BLE001 - a failing revision is a fact
+                failure = describe_failure(exc, session, stage)
+    finally:
+        tracker.listeners.remove(recorder.on_run)
+        recorder.finish()
+    heads_after = {} if failure else sandbox_heads(session)
+    return {"runs": [r.as_dict() for r in tracker.runs if r.direction == "upgrade"], "failure": failure,
+            "heads_after": heads_after, "recorded": {k: v.as_dict() for k, v in recorder.recorded.items()},
+            "duration_s": round(time.perf_counter() - started, 3)}
+
+
+def describe_failure(exc: BaseException, session: Any, stage: str) -> Dict[str, Any]:
+    """A failed command as data: the revision that failed (from the tracker) or env.py / the baseline."""
+    run = session.tracker.last_failure()
+    if run is not None and run.failure is not None:
+        return {"where": "revision", "revision": run.revision, "message": run.message, "bind": run.bind,
+                "stage": stage, "duration_ms": run.duration_ms, "statements": run.statements, **run.failure}
+    data = failure_of(exc, None, session.project.root)
+    place = where_in_migrations(exc, session.project)
+    where = "env.py" if place.get("file", "").endswith("env.py") else ("baseline" if stage == "baseline" else "alembic")
+    data.update(place)
+    return {"where": where, "revision": None, "message": None, "bind": None, "stage": stage, **data}
+
+
+def create_all(project: Any, sandbox: Any) -> None:
+    """The models' tables on the sandbox: ``db.create_all()`` (Flask-SQLAlchemy, every bind), or
+    ``metadata.create_all(engine)`` per bind for apps without Flask-SQLAlchemy."""
+    if project.flask_sqlalchemy:
+        project.db.create_all()
+        return
+    for key, metadata in project.metadatas.items():
+        metadata.create_all(sandbox.engines[key])
+
+
+def sandbox_heads(session: Any) -> Dict[str, List[str]]:
+    """Each migrated bind's version table (``'' `` = default bind): the truth, not the callbacks."""
+    project, sandbox = session.project, session.sandbox
+    binds = project.bind_keys if project.multidb else [None]
+    with session.guard.allowing(sandbox.urls):
+        return {key or "": sorted(glue.current_heads(project, sandbox.engines[key])) for key in binds}

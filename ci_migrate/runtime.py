@@ -1,0 +1,123 @@
+"""One run's moving parts on the host side: the probe process, the sandboxes and the clock.
+
+:func:`open_runtime` starts the probe in the app's interpreter (:mod:`ci_migrate.interpreter`) and
+sends it the ``load`` request at once; while the probe imports the app, the host prunes old
+sandboxes and makes the first one (:meth:`Runtime.sandbox`). Whatever happens — a finding, an
+error, SIGTERM, a probe that died — closing the runtime kills the probe and drops every sandbox.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+from ci_migrate.facts import ProjectFacts
+from ci_migrate.interpreter import Interpreter, resolve
+from ci_migrate.probe import PROTOCOL
+from ci_migrate.probe_process import ProbeProcess
+from ci_migrate.sandbox import Sandbox, Sandboxes, drop_on_signals, prefix_from, prune
+
+DEFAULT_TIMEOUT_S = 20 * 60
+
+
+@dataclass
+class Runtime:
+    """The probe, the project it loaded, and the run's sandboxes (None when nothing needs one)."""
+
+    probe: ProbeProcess
+    interpreter: Interpreter
+    project: ProjectFacts
+    sandboxes: Sandboxes | None
+    notices: list[str] = field(default_factory=list)
+    _first: Any = None  # Future of the first sandbox
+    _main: Sandbox | None = None
+
+    def sandbox(self) -> Sandbox:
+        """The run's main sandbox (one database per bind of the app), made once and sent to the probe."""
+        if self._main is None:
+            assert self.sandboxes is not None
+            first = self._first.result() if self._first is not None else None
+            self._first = None
+            if first is None:
+                first = self.sandboxes.create(self.project.bind_keys)
+            self._main = self.sandboxes.extend(first, self.project.bind_keys)
+            self.probe.call("sandbox", **self._main.message())
+        return self._main
+
+    def fresh_sandbox(self, binds: list[str]) -> dict[str, Any]:
+        """A new sandbox for the probe's ``need_sandbox`` (the round trip, the lock trace)."""
+        assert self.sandboxes is not None
+        return self.sandboxes.create([b or None for b in binds]).message()
+
+
+def probe_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The probe's environment: the caller's, as ``flask`` would see it."""
+    return dict(env)
+
+
+@contextlib.contextmanager
+def open_runtime(settings: Any, env: Mapping[str, str], *, sandbox: bool, target_dialect: str | None = None,
+                 refuse: list[Any] | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
+                 timeout_s: float | None = None) -> Iterator[Runtime]:
+    """Start the probe, load the app, and yield the :class:`Runtime`.
+
+    ``sandbox``: the run needs sandboxes (made from ``settings.sandbox``; the first one is made while
+    the app is imported). ``timeout_s`` bounds the whole probe (None: no limit). Raises what
+    :class:`ProbeProcess` raises for a failed load (``AppLoadError``, ``EnvironmentProblem``, exit 3).
+    """
+    interpreter = resolve(settings.python, settings.python_source, settings.root, env)
+    sandboxes = None
+    spec = None
+    if sandbox:
+        spec = settings.sandbox_url(env)
+        sandboxes = Sandboxes(spec, keep=settings.keep_sandbox, refuse=refuse or [], prefix=prefix_from(env))
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    probe = ProbeProcess(python=interpreter.path, root=settings.root, env=probe_environment(env), deadline=deadline,
+                         on_event=on_event)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ci-migrate-sandbox")
+    with drop_on_signals(), contextlib.ExitStack() as stack:
+        stack.callback(pool.shutdown, wait=True)
+        if sandboxes is not None:
+            stack.callback(sandboxes.close)
+        stack.callback(probe.close)
+        probe.start()
+        probe.send("load", protocol=PROTOCOL, root=str(settings.root), app=settings.app,
+                   migrations=str(settings.resolve_path(settings.migrations)) if settings.migrations else None,
+                   sandbox_dialect=sandboxes.dialect if sandboxes else None, target_dialect=target_dialect)
+        notices: list[str] = []
+        first = None
+        if sandboxes is not None:
+            first = pool.submit(_prepare, sandboxes, spec, settings, notices)
+        facts = ProjectFacts.from_data(probe.receive())
+        runtime = Runtime(probe=probe, interpreter=interpreter, project=facts, sandboxes=sandboxes,
+                          notices=notices, _first=first)
+        probe.sandbox_for = runtime.fresh_sandbox
+        if sandboxes is not None:
+            probe.drop_sandbox = sandboxes.drop
+        try:
+            yield runtime
+        finally:
+            if runtime._first is not None:  # made while the app loaded but never used: still dropped
+                with contextlib.suppress(Exception):
+                    runtime._first.result()
+
+
+def _prepare(sandboxes: Sandboxes, spec: str, settings: Any, notices: list[str]) -> Sandbox:
+    """Prune what killed runs left (server sandboxes, unless turned off), then make the first sandbox."""
+    if sandboxes.server is not None and settings.prune_after:
+        with contextlib.suppress(Exception):
+            dropped = prune(spec, settings.prune_after, sandboxes.prefix)
+            if dropped:
+                notices.append(f"dropped {len(dropped)} sandbox database(s) older than "
+                               f"{settings.prune_after / 3600:g} h left by killed runs: {', '.join(dropped)}")
+    return sandboxes.create([None])
+
+
+def timeout_for(settings: Any) -> float | None:
+    """The probe's time limit in seconds (``timeout`` setting; 0 = none)."""
+    value = settings.timeout if settings.timeout is not None else DEFAULT_TIMEOUT_S
+    return float(value) or None
+
