@@ -1,0 +1,191 @@
+"""Every env.py shape of real Flask-Migrate apps runs on the sandbox, and only there.
+
+tests/apps/envpy_shapes/env_shapes/ holds Flask-Migrate's env.py as `flask db init` writes it in
+versions 2.0, 2.5, 3.1 and 4.1, and custom shapes seen in public apps (an engine from the config URL,
+from ``db.engine.url``, from the app's settings; env.py's own ``include_object``; options given
+explicitly without Flask-Migrate's ``configure_args``; an engine from an environment variable of its
+own). Each test points the app's own database variable at a "production" PostgreSQL database that
+must have no table afterwards, and compares the findings with what the real ``flask db upgrade`` +
+``flask db check`` say on a fresh database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import APPS, clean_env, copy_app
+
+SHAPES = ["flask_migrate_2_0", "flask_migrate_2_5", "flask_migrate_3_1", "flask_migrate_4_1",
+          "engine_from_config_url", "db_engine_url", "app_settings", "own_include_object", "explicit_options"]
+FLASK = str(Path(sys.executable).parent / "flask")
+
+
+@contextlib.contextmanager
+def scratch_database(server: str):
+    """A PostgreSQL database of the test's own (not a sandbox name), dropped afterwards."""
+    import sqlalchemy as sa
+
+    from ci_migrate.sandbox import normalize_url
+
+    name = f"ci_shapes_{secrets.token_hex(4)}"
+    admin = sa.create_engine(normalize_url(server + "postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield server + name
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def tables(url: str) -> list[str]:
+    import sqlalchemy as sa
+
+    from ci_migrate.sandbox import normalize_url
+
+    engine = sa.create_engine(normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            return sorted(sa.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def shape_app(tmp_path: Path, shape: str, app: str = "envpy_shapes") -> Path:
+    target = copy_app(app, tmp_path)
+    shutil.copy(APPS / app / "env_shapes" / f"{shape}.py", target / "migrations" / "env.py")
+    return target
+
+
+def flask_db(app: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([FLASK, "db", *args], cwd=app, env=clean_env({"FLASK_APP": "app.py", **env}),
+                          capture_output=True, text=True, timeout=120)
+
+
+def check(cli, app: Path, server: str, env: dict[str, str], *args: str) -> tuple[object, dict]:
+    result = cli("check", "--sandbox", server, "--format", "json", *args, cwd=app, env=env)
+    assert result.out.strip().startswith("{"), result.text
+    return result, json.loads(result.out)
+
+
+def rule_ids(report: dict) -> list[str]:
+    return sorted(f["rule_id"] for c in report["checks"] for f in c["findings"])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_shape_migrates_the_sandbox_only_and_agrees_with_flask_db_check(cli, tmp_path, pg_server, shape):
+    app = shape_app(tmp_path, shape)
+    toggles = {"SHAPES_DRIFT": "1", **({"SHAPES_LEGACY": "1"} if shape == "own_include_object" else {})}
+    with scratch_database(pg_server) as production, scratch_database(pg_server) as fresh:
+        result, report = check(cli, app, pg_server, {"DATABASE_URL": production, **toggles})
+        assert tables(production) == [], "the app's own database was written to"
+        assert result.code == 1 and rule_ids(report) == ["CM301"], result.text
+        replay = next(c for c in report["checks"] if c["name"] == "replay")
+        assert replay["summary"].startswith("2 revisions applied on postgresql"), replay["summary"]
+        drift = next(c for c in report["checks"] if c["name"] == "drift")
+        assert [i["text"] for t in drift["facts"]["binds"][0]["tables"] for i in t["items"]] == [
+            "adds column `user.bio` VARCHAR(250), nullable"]
+        upgraded = flask_db(app, {"DATABASE_URL": fresh, **toggles}, "upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr
+        checked = flask_db(app, {"DATABASE_URL": fresh, **toggles}, "check")
+        assert checked.returncode == 1 and "'bio'" in checked.stderr + checked.stdout
+        assert "legacy_audit" not in checked.stderr + checked.stdout
+
+
+def test_env_py_include_object_and_the_config_ignore_list_both_apply(cli, tmp_path, pg_server):
+    """env.py passes its own include_object next to **configure_args; ci-migrate's ignore list wraps
+    it (no "multiple values for keyword argument 'include_object'")."""
+    app = shape_app(tmp_path, "own_include_object")
+    (app / ".ci-migrate.yml").write_text("app: app.py\nignore:\n  tables: [user]\n")
+    result, report = check(cli, app, pg_server, {"SHAPES_DRIFT": "1", "SHAPES_LEGACY": "1"})
+    assert result.code == 0, result.text  # bio (in `user`, ignored here) and legacy_audit (env.py's) both left out
+    drift = next(c for c in report["checks"] if c["name"] == "drift")
+    assert drift["status"] == "passed" and drift["facts"]["binds"][0]["ignored"] >= 1
+
+
+def test_an_env_py_that_connects_elsewhere_is_stopped_before_it_connects(cli, tmp_path, pg_server):
+    app = shape_app(tmp_path, "environment_url")
+    with scratch_database(pg_server) as production:
+        result, report = check(cli, app, pg_server, {"DATABASE_URL": production,
+                                                     "MIGRATIONS_DATABASE_URL": production})
+        assert tables(production) == []
+    assert result.code == 1, result.text
+    (finding,) = [f for c in report["checks"] for f in c["findings"]]
+    assert finding["rule_id"] == "CM205" and finding["file"] == "migrations/env.py"
+    assert production.rsplit("/", 1)[1] in finding["title"] and finding["title"].endswith("which is not the sandbox")
+    assert "with connectable.connect() as connection:" in finding["message"]
+    assert [c["status"] for c in report["checks"] if c["name"] == "drift"] == ["skipped"]
+
+
+def test_app_logging_that_silences_alembic_still_names_the_failing_revision(cli, tmp_path, pg_server):
+    app = shape_app(tmp_path, "flask_migrate_4_1")
+    post = app / "migrations" / "versions" / "9aa8e86e022c_create_post_table.py"
+    text = post.read_text()
+    post.write_text(text.replace("    # ### end Alembic commands ###\n",
+                                 "    op.execute('SELECT no_such_column FROM post')\n    # ### end Alembic commands ###\n", 1))
+    line = post.read_text().splitlines().index("    op.execute('SELECT no_such_column FROM post')") + 1
+    result, report = check(cli, app, pg_server, {"SHAPES_LOGGING": "1"})
+    assert result.code == 1, result.text
+    (finding,) = [f for c in report["checks"] for f in c["findings"]]
+    assert (finding["rule_id"], finding["revision"], finding["line"]) == ("CM201", "9aa8e86e022c", line)
+    assert finding["file"] == "migrations/versions/9aa8e86e022c_create_post_table.py"
+    assert finding["details"]["statement"] == "SELECT no_such_column FROM post"
+    assert "no_such_column" in finding["title"]
+
+
+def test_env_py_that_does_not_forward_configure_args_still_counts_its_revisions(cli, tmp_path, pg_server):
+    app = shape_app(tmp_path, "explicit_options")
+    result, report = check(cli, app, pg_server, {})
+    assert result.code == 0, result.text
+    replay = next(c for c in report["checks"] if c["name"] == "replay")
+    assert [r["revision"] for r in replay["facts"]["revisions"]] == ["17fca93b7a1e", "9aa8e86e022c"]
+
+
+@pytest.mark.parametrize("shape", ["flask_migrate_2_0", "app_settings"])
+def test_with_the_sqlite_default_no_file_appears_in_the_project(cli, tmp_path, shape):
+    app = shape_app(tmp_path, shape)
+    before = sorted(p.relative_to(app).as_posix() for p in app.rglob("*") if "__pycache__" not in p.parts)
+    result = cli("check", "--format", "json", cwd=app, env={"SHAPES_DRIFT": "1"})
+    assert result.code == 1, result.text  # the drift is found on the sandbox...
+    after = sorted(p.relative_to(app).as_posix() for p in app.rglob("*") if "__pycache__" not in p.parts)
+    assert after == before  # ...and no shapes.db (or instance/) appeared next to the app
+
+
+def test_a_plain_declarative_base_without_flask_sqlalchemy(cli, tmp_path, pg_server):
+    """Migrate(app, Base): the app's own engine and session, Flask-Migrate 2.0's env.py."""
+    app = copy_app("plain_base", tmp_path)
+    with scratch_database(pg_server) as production, scratch_database(pg_server) as fresh:
+        result, report = check(cli, app, pg_server, {"DATABASE_URL": production})
+        assert result.code == 0, result.text
+        result, report = check(cli, app, pg_server, {"DATABASE_URL": production, "PLAIN_DRIFT": "1"})
+        assert result.code == 1 and rule_ids(report) == ["CM301"], result.text
+        assert "note.pinned" in report["checks"][-1]["findings"][0]["title"]
+        assert tables(production) == []
+        assert flask_db(app, {"DATABASE_URL": fresh, "PLAIN_DRIFT": "1"}, "upgrade").returncode == 0
+        checked = flask_db(app, {"DATABASE_URL": fresh, "PLAIN_DRIFT": "1"}, "check")
+        assert checked.returncode == 1 and "'pinned'" in checked.stderr + checked.stdout
+
+
+def test_flask_migrate_2_5_multidb_template_migrates_every_bind_on_the_sandbox(cli, tmp_path, pg_server):
+    """The 2.5 multidb template calls ``db.get_engine(app, bind)``, which Flask-SQLAlchemy 3 refuses (as
+    `flask db upgrade` would): it runs in the app's own oldest stack (Flask-SQLAlchemy 2.5.1)."""
+    import venvs
+
+    python = venvs.venv(venvs.OLDEST)
+    app = shape_app(tmp_path, "flask_migrate_2_5_multidb", app="multidb")
+    with scratch_database(pg_server) as production, scratch_database(pg_server) as audit:
+        result, report = check(cli, app, pg_server, {"DATABASE_URL": production, "AUDIT_DATABASE_URL": audit},
+                               "--python", str(python))
+        assert tables(production) == [] and tables(audit) == []
+    assert result.code == 0, result.text
+    replay = next(c for c in report["checks"] if c["name"] == "replay")
+    assert replay["facts"]["heads_after"] == {"": ["c8bfe16d6ca7"], "audit": ["c8bfe16d6ca7"]}
