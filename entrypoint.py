@@ -12,10 +12,15 @@ Thin on purpose; the work is done by the CLI (``python -m ci_migrate``). In orde
    ``working-directory``; it goes first on ``sys.path`` and becomes the cwd. git is told it is a
    ``safe.directory`` (the checkout belongs to another uid than the container's root).
 3. GitHub: secrets (token, URL passwords) are registered with ``::add-mask::`` first.
-4. The app's requirements (``requirements``: ``auto`` = requirements.txt, else pyproject.toml's
-   dependencies) go into the tool's venv with ``uv pip install``; a failure names the package.
-   Then ``pre-command`` runs (``bash -eo pipefail -c``). Neither happens for ``post``, which
-   runs with secrets on a ``workflow_run`` and must never execute pull-request code.
+4. The app gets an environment of its own: a second venv made with uv at run time
+   (``/tmp/ci-migrate-app``), into which its requirements go (``requirements``: ``auto`` =
+   requirements.txt, else pyproject.toml's dependencies; a failure names the package). An app that
+   declares none gets the default stack (current Flask, Flask-SQLAlchemy, Flask-Migrate and the
+   PostgreSQL/MySQL drivers), and the log says so. ci-migrate stays in its own venv (/opt/venv) and
+   runs the app's code in that second one (``CI_MIGRATE_PYTHON``). Then ``pre-command`` runs
+   (``bash -eo pipefail -c``) with the app's venv activated. None of this happens for ``post``,
+   which runs with secrets on a ``workflow_run`` and must never execute pull-request code. A
+   ``CI_MIGRATE_PYTHON`` given by the user is used as it is.
 5. The CLI runs in this process (``runpy``, exactly ``python -m ci_migrate``); its exit code is
    ours (0 pass, 1 findings, 2 usage/config, 3 environment).
 6. No root-owned files are left in the workspace: nothing writes bytecode
@@ -63,6 +68,9 @@ COMMANDS = ("check", "plan", "apply", "post")
 #: Commands that import the user's app, so need its requirements and pre-command.
 APP_COMMANDS = ("check", "plan", "apply")
 _INFO_FLAGS = {"-h", "--help", "-V", "--version"}
+#: What an app that declares no requirements gets in its environment.
+DEFAULT_STACK = ("Flask", "Flask-SQLAlchemy", "Flask-Migrate", "psycopg[binary]", "PyMySQL", "python-dotenv")
+APP_VENV = Path("/tmp/ci-migrate-app")
 _URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:([^@/\s]+)@")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?"
 
@@ -185,17 +193,18 @@ def index_env(env: MutableMapping[str, str]) -> None:
 # ------------------------------------------------------------------ requirements
 
 
-def requirement_args(spec: str, workdir: Path) -> list[str]:
+def requirement_args(spec: str, workdir: Path) -> list[str] | None:
     """``uv pip install`` arguments for the ``requirements`` input.
 
     ``auto`` (default): ``requirements.txt`` if present, else ``pyproject.toml``'s dependencies
     (``-r pyproject.toml``: the app itself is imported from the checkout, not installed), else
-    nothing. ``none``/``false``: nothing. Otherwise a list (spaces, commas or lines) of
-    requirement files (``-r``), project directories (installed) and requirement specifiers.
+    nothing found (``[]``). ``none``/``false``: install nothing (None). Otherwise a list (spaces,
+    commas or lines) of requirement files (``-r``), project directories (installed) and requirement
+    specifiers.
     """
     spec = spec.strip()
     if spec.lower() in ("none", "false", "no", "off"):
-        return []
+        return None
     if spec.lower() in ("", "auto"):
         for name in ("requirements.txt", "pyproject.toml"):
             if (workdir / name).is_file():
@@ -245,14 +254,35 @@ def failure_reason(output: str) -> str:
     return " — ".join(p for p in (error, detail) if p) or (lines[-1] if lines else "no output")
 
 
-def install_requirements(args: list[str], workdir: Path, run: Callable[..., tuple[int, str]]) -> None:
-    """``uv pip install`` into the tool's venv; ``Stop(code 3)`` naming the package on failure."""
-    if not args:
-        log("requirements: none found (requirements.txt / pyproject.toml); skipping install")
-        return
+def app_environment(args: list[str] | None, workdir: Path, run: Callable[..., tuple[int, str]],
+                    venv: Path = APP_VENV) -> Path:
+    """Make the app's own venv with uv (``uv venv --seed``, on the image's Python) and install the
+    app's requirements there — the default stack when none are found, nothing for ``None``
+    (``requirements: none``). Returns its Python. ``Stop(code 3)`` naming the package when an
+    install fails."""
     uv = shutil.which("uv") or "uv"
-    command = [uv, "pip", "install", "--python", sys.executable, *args]
-    with group(f"Installing the app's requirements: uv pip install {' '.join(args)}"):
+    python = venv / "bin" / "python"
+    if not python.is_file():
+        code, output = run([uv, "venv", "--seed", "--quiet", "--python", sys.executable, str(venv)], workdir)
+        if code:
+            raise Stop(f"making the app's environment ({venv}) failed: {failure_reason(output)}", 3,
+                       title="ci-migrate: could not make the app's environment")
+    if args is None:
+        log(f"requirements: none; the app's environment ({venv}) starts empty (install with pre-command)")
+        return python
+    if not args:
+        log("requirements: none found (requirements.txt / pyproject.toml); installing the default stack "
+            f"into the app's environment: {' '.join(DEFAULT_STACK)}")
+        args = list(DEFAULT_STACK)
+    install_requirements(args, workdir, run, python)
+    return python
+
+
+def install_requirements(args: list[str], workdir: Path, run: Callable[..., tuple[int, str]], python: Path) -> None:
+    """``uv pip install`` into the app's venv (``python``); ``Stop(code 3)`` naming the package on failure."""
+    uv = shutil.which("uv") or "uv"
+    command = [uv, "pip", "install", "--python", str(python), *args]
+    with group(f"Installing the app's requirements into {python.parent.parent}: uv pip install {' '.join(args)}"):
         code, output = run(command, workdir)
     if code:
         package = failed_package(output)
@@ -264,7 +294,8 @@ def install_requirements(args: list[str], workdir: Path, run: Callable[..., tupl
 
 
 def run_pre_command(command: str, workdir: Path, run: Callable[..., tuple[int, str]]) -> None:
-    """Run the ``pre-command`` input in ``workdir``; ``Stop(code 3)`` when it fails."""
+    """Run the ``pre-command`` input in ``workdir`` (with the app's venv activated by the caller's
+    environment); ``Stop(code 3)`` when it fails."""
     if not command.strip():
         return
     shell = ["bash", "-eo", "pipefail", "-c"] if shutil.which("bash") else ["sh", "-ec"]
@@ -272,6 +303,14 @@ def run_pre_command(command: str, workdir: Path, run: Callable[..., tuple[int, s
         code, _ = run([*shell, command], workdir)
     if code:
         raise Stop(f"pre-command exited with code {code}", 3, title="ci-migrate: pre-command failed")
+
+
+def activate(env: MutableMapping[str, str], venv: Path) -> None:
+    """The app's venv for what runs next: ``CI_MIGRATE_PYTHON`` (the probe's interpreter) and, for
+    ``pre-command``, ``VIRTUAL_ENV`` and ``PATH`` (its ``pip`` installs there)."""
+    env["CI_MIGRATE_PYTHON"] = str(venv / "bin" / "python")
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
 
 
 def stream(command: list[str], cwd: Path) -> tuple[int, str]:
@@ -424,8 +463,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, str(workdir))
         settings = {v: env.pop(v) for v in OWN if v in env}
         if needs_app(args):
-            spec = settings.get("CI_MIGRATE_REQUIREMENTS", "auto")
-            install_requirements(requirement_args(spec, workdir), workdir, stream)
+            if not env.get("CI_MIGRATE_PYTHON"):
+                spec = settings.get("CI_MIGRATE_REQUIREMENTS", "auto")
+                python = app_environment(requirement_args(spec, workdir), workdir, stream)
+                activate(env, python.parent.parent)
             run_pre_command(settings.get("CI_MIGRATE_PRE_COMMAND", ""), workdir, stream)
         return run_cli(args)
     except Stop as stop:

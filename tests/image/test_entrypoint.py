@@ -184,7 +184,7 @@ def test_requirement_args(tmp_path):
     assert ep.requirement_args("", tmp_path) == ["-r", "pyproject.toml"]
     (tmp_path / "requirements.txt").write_text("flask\n")
     assert ep.requirement_args("auto", tmp_path) == ["-r", "requirements.txt"]
-    assert ep.requirement_args("none", tmp_path) == []
+    assert ep.requirement_args("none", tmp_path) is None
     (tmp_path / "lib").mkdir()
     assert ep.requirement_args("requirements.txt, lib\npsycopg2-binary==2.9.9", tmp_path) == \
         ["-r", "requirements.txt", "./lib", "psycopg2-binary==2.9.9"]
@@ -212,12 +212,14 @@ def test_failure_reason():
 
 
 def test_install_failure_names_the_package(tmp_path):
+    python = tmp_path / "app" / "bin" / "python"
+
     def fake_run(command, cwd):
-        assert command[1:5] == ["pip", "install", "--python", sys.executable]
+        assert command[1:5] == ["pip", "install", "--python", str(python)]
         return 1, UV_BUILD_FAILED
 
     with pytest.raises(ep.Stop) as err:
-        ep.install_requirements(["-r", "requirements.txt"], tmp_path, fake_run)
+        ep.install_requirements(["-r", "requirements.txt"], tmp_path, fake_run, python)
     assert err.value.code == 3
     assert "package 'broken-pkg'" in str(err.value) and "requirements.txt" in str(err.value)
     assert err.value.title == "ci-migrate: could not install broken-pkg"
