@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from importlib import metadata
 
 import pytest
+from packaging.version import Version
 
 from ci_migrate.errors import EnvironmentProblem
 from ci_migrate.project import MINIMUM_VERSIONS, check_versions, installed_versions
@@ -13,7 +15,10 @@ from support import by_name, copy_app
 
 def test_installed_versions_are_supported():
     check_versions()
-    assert set(installed_versions()) == set(MINIMUM_VERSIONS)
+    found = installed_versions()
+    assert set(found) == {"SQLAlchemy", "Flask-SQLAlchemy", "Flask-Migrate", "alembic", "Flask"}
+    assert found == {dist: metadata.version(dist) for dist in found}
+    assert all(Version(found[dist]) >= Version(floor) for dist, floor in MINIMUM_VERSIONS.items())
 
 
 @pytest.mark.parametrize("dist, old", [("SQLAlchemy", "1.3.24"), ("Flask-SQLAlchemy", "2.4.4"), ("Flask-Migrate", "2.4.0")])
