@@ -38,7 +38,8 @@ import sys
 from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from urllib.parse import unquote
+
+from ci_migrate.masking import TOKEN_VARIABLES, passwords_in, secret_forms
 
 #: action input -> environment variable (action.yml's runs.env maps the same way).
 INPUTS = {
@@ -63,7 +64,6 @@ COMMANDS = ("check", "plan", "apply", "post")
 #: Commands that import the user's app, so need its requirements and pre-command.
 APP_COMMANDS = ("check", "plan", "apply")
 _INFO_FLAGS = {"-h", "--help", "-V", "--version"}
-_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:([^@/\s]+)@")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?"
 
 
@@ -138,13 +138,12 @@ def workspace(env: Mapping[str, str], cwd: Path) -> tuple[Path, Path]:
 
 
 def secrets(env: Mapping[str, str]) -> list[str]:
-    """Values to mask: tokens, and the password of every ``scheme://user:password@`` value."""
-    found = [env.get(v, "") for v in ("GITHUB_TOKEN", "INPUT_GITHUB-TOKEN", "GITLAB_TOKEN")]
+    """Values to mask: the CI tokens and the password of every URL in any variable, raw and
+    percent-decoded, none shorter than ``MIN_SECRET_LENGTH`` (ci_migrate.masking)."""
+    found = [env.get(name, "") for name in TOKEN_VARIABLES]
     for value in env.values():
-        match = _URL_PASSWORD.match(value.strip())
-        if match:
-            found += [match.group(1), unquote(match.group(1))]
-    return [s for s in dict.fromkeys(found) if len(s) >= 3]
+        found += passwords_in(value)
+    return secret_forms(found)
 
 
 def add_safe_directory(paths: Sequence[Path], env: Mapping[str, str]) -> None:

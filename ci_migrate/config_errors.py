@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
 from ci_migrate.errors import UsageError
+from ci_migrate.masking import mask_urls
 
 Path_ = tuple[Any, ...]  # a location inside the data: keys (str) and list indexes (int)
 
@@ -58,15 +59,6 @@ def did_you_mean(word: object, choices: Iterable[str], quote: str = "'") -> str:
     return f" — did you mean {quote}{hit}{quote}?" if hit and hit != word else ""
 
 
-def mask_password(text: str) -> str:
-    """A value with the password of a ``scheme://user:password@host`` URL in it replaced by ``***``.
-
-    Unlike :func:`ci_migrate.masking.mask_text` this treats ``text`` as one value, so a
-    password with a raw ``@`` in it is hidden entirely.
-    """
-    return re.sub(r"(://[^:/@\s]*:).*@", r"\1***@", text)
-
-
 def show(value: Any) -> str:
     """A short, password-masked rendering of a user-supplied value for ``(got ...)``."""
     if isinstance(value, bool):
@@ -78,9 +70,9 @@ def show(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "a list"
     if isinstance(value, str):
-        text = mask_password(value)
+        text = mask_urls(value)
         return repr(text if len(text) <= 80 else text[:77] + "...")
-    return mask_password(str(value))
+    return mask_urls(str(value))
 
 
 def one_of(kind: str, known: Collection[str], label: str) -> AfterValidator:
