@@ -19,23 +19,37 @@ from ci_migrate import __version__
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+_MASKER = "ci_migrate.masker"  # click context meta key: the run's Masker, once settings are loaded
+
+
+def _masker() -> Any:
+    """The run's :class:`~ci_migrate.masking.Masker` (set by :func:`_mask_secrets`), else one that
+    knows the CI tokens alone (before the settings are loaded)."""
+    from ci_migrate.masking import Masker
+
+    ctx = click.get_current_context(silent=True)
+    masker = ctx.meta.get(_MASKER) if ctx is not None else None
+    return masker if masker is not None else Masker.of(None, os.environ)
+
+
+def _err(message: str) -> None:
+    """Print a line on stderr with every secret of the run masked."""
+    click.echo(_masker().text(message), err=True)
+
+
 def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    _err(f"error: {message}")
     sys.exit(code)
 
 
 def _guarded(fn: Callable[[], int]) -> None:
-    """Run a command body; turn our errors into their message and exit code."""
-    from ci_migrate.config_errors import ConfigError
+    """Run a command body; turn our errors into their message (secrets masked) and exit code."""
     from ci_migrate.errors import CiMigrateError
-    from ci_migrate.masking import mask_text
 
     try:
         code = fn()
-    except ConfigError as exc:
-        _fail(mask_text(str(exc)), 2)
     except CiMigrateError as exc:
-        _fail(mask_text(str(exc)), exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     else:
         sys.exit(code)
 
@@ -47,19 +61,20 @@ def _settings(config: str | None, **overrides: Any) -> Any:
 
 
 def _mask_secrets(settings: Any) -> None:
-    """In GitHub Actions, register passwords and tokens with ``::add-mask::`` before anything is
-    printed (workflow-commands.md "Masking a value in a log")."""
-    if os.environ.get("GITHUB_ACTIONS") != "true":
-        return
-    from ci_migrate.masking import url_password
-    from ci_migrate.publish.workflow import register_masks
+    """Learn the run's secrets (:func:`ci_migrate.masking.run_secrets`) for every later output, and in
+    GitHub Actions register them with ``::add-mask::`` before anything is printed
+    (workflow-commands.md "Masking a value in a log").
 
-    secrets = [url_password(settings.sandbox_url()) or ""]
-    for target in settings.targets.values():
-        secrets.append(url_password(os.environ.get(target.url_env, "")) or "")
-    for name in ("GITHUB_TOKEN", "INPUT_GITHUB-TOKEN", "GITLAB_TOKEN"):
-        secrets.append(os.environ.get(name, ""))
-    register_masks(secrets)
+    Variables are read, never required: the sandbox password is resolved only where a sandbox is used.
+    """
+    from ci_migrate.masking import Masker
+
+    masker = Masker.of(settings, os.environ)
+    click.get_current_context().meta[_MASKER] = masker
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from ci_migrate.publish.workflow import register_masks
+
+        register_masks(masker.secrets)
 
 
 def _stack(*options: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -158,12 +173,14 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
 
 
 def _publish(report: Any, settings: Any, *, pr_number: int | None = None, save: bool = True) -> int:
-    """Write the JSON report to ``--output``, print it (console or json), write the JUnit/SARIF/
-    Code Quality files asked for and publish on the detected CI (summary, annotations, outputs,
-    sticky comment); return the exit code. Publishing problems are notices on stderr, never failures."""
+    """Mask the report's secrets, then write the JSON report to ``--output``, print it (console or
+    json), write the JUnit/SARIF/Code Quality files asked for and publish on the detected CI (summary,
+    annotations, outputs, sticky comment); return the exit code. Publishing problems are notices on
+    stderr, never failures."""
     from ci_migrate.publish import ci
     from ci_migrate.publish import console as console_out
 
+    report = _masker().report(report)  # the one place a report is masked: every output below reads this copy
     path = lambda value: str(settings.resolve_path(value)) if value else None  # noqa: E731
     if settings.output and save:
         out = settings.resolve_path(settings.output)
@@ -178,7 +195,7 @@ def _publish(report: Any, settings: Any, *, pr_number: int | None = None, save: 
                          junit=path(settings.junit), sarif=path(settings.sarif),
                          codequality=path(settings.codequality), root=settings.root, **extra)
     for notice in notices:
-        click.echo(f"notice: {notice}", err=True)
+        _err(f"notice: {notice}")
     return report.exit_code
 
 
@@ -237,15 +254,9 @@ def apply(target: str | None, dry_run: bool, allow_drift: bool, allow_multiple_h
                              target=target)
         _mask_secrets(settings)
         name = _target(settings)
-        if os.environ.get("GITHUB_ACTIONS") == "true":  # multidb binds' URLs too
-            from ci_migrate.masking import url_password
-            from ci_migrate.publish.workflow import register_masks
-
-            binds = settings.targets[name].binds.values()
-            register_masks([url_password(os.environ.get(var, "")) or "" for var in binds])
         report = run_apply(settings, name, dry_run=dry_run, allow_drift=allow_drift,
                            allow_multiple_heads=allow_multiple_heads, drift_gate=drift_gate,
-                           say=lambda line: click.echo(f"ci-migrate: {line}", err=True))
+                           say=lambda line: _err(f"ci-migrate: {line}"))
         return _publish(report, settings)
 
     _guarded(body)
