@@ -31,11 +31,12 @@ MIN_SECRET_LENGTH = 4
 #: ``INPUT_GITHUB-TOKEN``), GitLab (``GITLAB_TOKEN`` for notes, the job's ``CI_JOB_TOKEN``).
 TOKEN_VARIABLES = ("GITHUB_TOKEN", "INPUT_GITHUB-TOKEN", "INPUT_GITHUB_TOKEN", "GITLAB_TOKEN", "CI_JOB_TOKEN")
 
-# scheme://user:password@ — the password runs to the last '@' before whitespace or the next
+# scheme://user:password@ — the user as SQLAlchemy reads it (no ':' or '/'; an '@' is allowed,
+# as in Azure's user@server); the password runs to the last '@' before whitespace or the next
 # '://', so a raw '@', ':' or '/' in it is hidden entirely, and two URLs on one line stay two.
 # (An '@' in a query string after the host makes the mask too long, never too short.)
 _URL_PASSWORD = re.compile(
-    r"(?P<head>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)"
+    r"(?P<head>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*://[^:/\s]*:)"
     r"(?P<pw>(?:(?!://)\S)*)"
     r"(?P<at>@)"
 )

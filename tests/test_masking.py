@@ -18,6 +18,8 @@ from ci_migrate.report import CheckResult, Finding, Report, SandboxInfo
     # raw '@', ':' and '/' in the password: all of it is hidden
     ("postgresql://app:p@ss:w/rd@db:5432/prod", "postgresql://app:***@db:5432/prod"),
     ("sandbox 'postgresql://ci:p@ss@localhost/' refused", "sandbox 'postgresql://ci:***@localhost/' refused"),
+    # an '@' in the user name (Azure: user@server)
+    ("postgresql://app@srv:pw-azure@db/prod", "postgresql://app@srv:***@db/prod"),
     # IPv6 hosts
     ("postgresql://app:s3cret@[::1]:5432/prod", "postgresql://app:***@[::1]:5432/prod"),
     ("postgresql://app@[::1]:5432/prod", "postgresql://app@[::1]:5432/prod"),
