@@ -102,14 +102,18 @@ _target_option = click.option("--target", "-t", metavar="NAME",
 def _target(settings: Any) -> str:
     """The target to use (``--target`` / ``CI_MIGRATE_TARGET`` / ``target:``), checked before the app loads.
 
-    Raises ConfigError for an unknown target or an unset URL variable, UsageError when none is named.
+    Raises ConfigError for an unknown target, an unset URL variable or a URL that cannot be read,
+    UsageError when none is named.
     """
     from ci_migrate.errors import UsageError
 
     if not settings.target:
         names = ", ".join(settings.targets) or "none configured"
         raise UsageError(f"name a target with --target NAME or `target:` in .ci-migrate.yml (targets: {names})")
+    from ci_migrate.urls import check_target_urls
+
     settings.target_url(settings.target)
+    check_target_urls(settings, os.environ, [settings.target])  # its binds' URLs too
     return settings.target
 
 
@@ -151,11 +155,13 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
         from ci_migrate import pipeline
         from ci_migrate.errors import UsageError
         from ci_migrate.publish import console as console_out
+        from ci_migrate.urls import check_target_urls
 
         settings = _settings(config, app=app, migrations=migrations, sandbox=sandbox, fail_on=fail_on,
                              keep_sandbox=keep_sandbox, format=format_, output=output, base=base, comment=comment,
                              junit=junit, sarif=sarif, codequality=codequality)
         _mask_secrets(settings)
+        check_target_urls(settings, os.environ)  # the targets' dialects are compared with the sandbox's
         selected = None
         if only:
             selected = {c.strip() for c in only.split(",") if c.strip()}

@@ -20,6 +20,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from ci_migrate.config_errors import (FLAG, ConfigError, Sources, allowed_keys, custom, did_you_mean, explain,
                                       one_of, show, type_at)
+from ci_migrate.urls import parse_url, sandbox_problem
 
 __all__ = [
     "CHECK_NAMES", "CONFIG_FILENAME", "DIFF_KINDS", "ENV_CONFIG", "ENV_PREFIX", "Baseline", "CheckSetting",
@@ -37,7 +38,6 @@ DIFF_KINDS = (
     "modify_default", "modify_comment", "add_index", "remove_index", "add_constraint", "remove_constraint",
     "add_fk", "remove_fk", "add_table_comment", "remove_table_comment",
 )
-SANDBOX_BACKENDS = ("postgresql", "mysql", "mariadb")
 SCOPES = ("pending", "all")  # which revisions the locks/roundtrip checks walk
 SCOPED_CHECKS = ("locks", "roundtrip")
 
@@ -233,21 +233,9 @@ class _Keys(_Model):
     @field_validator("sandbox")
     @classmethod
     def _sandbox(cls, value: str, info: ValidationInfo) -> str:
-        if value == "sqlite":
-            return value
-        from sqlalchemy.engine import make_url
-        try:
-            url = make_url(value)
-        except Exception:
-            url = None
-        if url is None or url.get_backend_name() not in SANDBOX_BACKENDS:
-            raise custom("sandbox_url", "must be 'sqlite' or a PostgreSQL/MySQL server URL such as "
-                                        "postgresql://user@host:5432/ or mysql+pymysql://root@host/ "
-                                        f"(got {show(value)}){did_you_mean(value, ['sqlite'])}")
-        if url.password is not None and "sandbox" in (info.context or {}).get("file_keys", ()):
-            raise custom("sandbox_password", "the URL contains a password, which would be committed with this file "
-                                             "— put the password in an environment variable named by "
-                                             "'sandbox-password-env', or pass the URL via CI_MIGRATE_SANDBOX")
+        problem = sandbox_problem(value, in_file="sandbox" in (info.context or {}).get("file_keys", ()))
+        if problem is not None:
+            raise custom("sandbox_url", problem)
         return value
 
 
@@ -308,7 +296,8 @@ class Settings(_Keys):
     def target_url(self, name: str, env: Mapping[str, str] | None = None) -> str:
         """The database URL of target ``name``, read from its ``url_env`` variable in ``env`` (default os.environ).
 
-        ConfigError if the target is not configured (with did-you-mean) or the variable is unset/empty.
+        ConfigError if the target is not configured (with did-you-mean), the variable is unset/empty or
+        its URL cannot be read (:func:`ci_migrate.urls.url_problem`: the part that is wrong, password masked).
         """
         target = self.targets.get(name)
         if target is None:
@@ -324,6 +313,7 @@ class Settings(_Keys):
             state = "empty" if target.url_env in env else "not set"
             raise ConfigError(f"target '{name}': environment variable {target.url_env} is {state} "
                               f"(targets.{name}.url-env names it; it should hold the database URL)")
+        parse_url(url, f"{target.url_env} (targets.{name}.url-env)")
         return url
 
 
