@@ -20,7 +20,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
-from ci_migrate.config_yaml import Parsed, Path_, dotted, parse_yaml, yaml_problem
+from ci_migrate.config_yaml import Parsed, Path_, dotted, parse_yaml, read_config_text, yaml_problem
 from ci_migrate.errors import ConfigError
 from ci_migrate.masking import mask_urls
 
@@ -110,15 +110,14 @@ class Sources:
     def read_file(self, path: Path, shown: str) -> None:
         """Take every top-level key of the YAML file ``path`` (named ``shown`` in messages).
 
-        Raises ConfigError at once if it cannot be read, is not valid YAML, or its
-        top level is not a mapping; an empty file adds nothing.
+        Raises ConfigError at once if it cannot be read, is too large, not UTF-8, not
+        valid YAML or past the YAML bounds (:mod:`ci_migrate.config_yaml`), or its top
+        level is not a mapping; an empty file adds nothing.
         """
         try:
-            parsed = parse_yaml(path.read_text(encoding="utf-8-sig"), self.raw_paths)
+            parsed = parse_yaml(read_config_text(path, shown), self.raw_paths)
         except yaml.YAMLError as exc:
             raise ConfigError(yaml_problem(exc, shown)) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{shown}: cannot read the config file: {exc}") from None
         if parsed.data is not None and not isinstance(parsed.data, dict):
             raise ConfigError(f"{shown}:1:1: the top level must be a mapping of settings (key: value), "
                               f"got {show(parsed.data)}")
