@@ -20,6 +20,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from ci_migrate.config_errors import (FLAG, ConfigError, Sources, allowed_keys, custom, did_you_mean, explain,
                                       one_of, show, type_at)
+from ci_migrate.config_checks import app_problem, migrations_problem, rule_problem
 from ci_migrate.urls import parse_url, sandbox_problem
 
 __all__ = [
@@ -52,11 +53,14 @@ def _env_name(value: str) -> str:
     return value
 
 
-def _rule_id(value: str) -> str:
-    if not re.fullmatch(r"CM\d{3}", value):
-        hint = did_you_mean(value, [value.upper()]) if re.fullmatch(r"CM\d{3}", value.upper()) else ""
-        raise custom("rule_id", f"rule ids look like CM101 (got {show(value)}){hint}")
-    return value
+def _checked(kind: str, problem_of: Any) -> AfterValidator:
+    """An AfterValidator raising ``problem_of(value)`` (a :mod:`ci_migrate.config_checks` check), if any."""
+    def check(value: str) -> str:
+        problem = problem_of(value)
+        if problem is not None:
+            raise custom(kind, problem)
+        return value
+    return AfterValidator(check)
 
 
 def _rule_level(value: Any) -> Any:
@@ -75,7 +79,8 @@ def _number_to_str(value: Any) -> Any:
 EnvName = Annotated[str, AfterValidator(_env_name)]
 CheckName = Annotated[str, one_of("check_name", CHECK_NAMES, "check")]
 DiffKind = Annotated[str, one_of("diff_kind", DIFF_KINDS, "diff kind")]
-RuleId = Annotated[str, AfterValidator(_rule_id)]
+RuleId = Annotated[str, _checked("rule_id", rule_problem)]
+AppImport = Annotated[str, _checked("app_import", app_problem)]
 
 
 class _Model(BaseModel):
@@ -201,7 +206,7 @@ class Baseline(_Model):
 class _Keys(_Model):
     """The settings a user can write (file keys, env vars, flags)."""
 
-    app: str | None = None
+    app: AppImport | None = None
     migrations: str | None = None
     sandbox: str = "sqlite"
     sandbox_password_env: EnvName | None = None
@@ -228,6 +233,15 @@ class _Keys(_Model):
         if wrong:
             raise custom("check_scope", f"a scope ('pending', 'all') only applies to the {' and '.join(SCOPED_CHECKS)} "
                                         f"checks (got one for {', '.join(map(show, wrong))})")
+        return value
+
+    @field_validator("migrations")
+    @classmethod
+    def _migrations(cls, value: str | None, info: ValidationInfo) -> str | None:
+        root = (info.context or {}).get("root")
+        problem = migrations_problem(value, Path(root)) if value is not None and root is not None else None
+        if problem is not None:
+            raise custom("migrations_dir", problem)
         return value
 
     @field_validator("sandbox")
