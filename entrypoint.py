@@ -9,8 +9,9 @@ Thin on purpose; the work is done by the CLI (``python -m ci_migrate``). In orde
    (GitHub passes unset inputs as ``''``).
 2. Workspace: ``GITHUB_WORKSPACE``, else ``CI_MIGRATE_WORKSPACE``, else the working directory
    (``/workspace`` in the image, where ``docker run -v "$PWD:/workspace"`` mounts it), plus
-   ``working-directory``; it goes first on ``sys.path`` and becomes the cwd. git is told it is a
-   ``safe.directory`` (the checkout belongs to another uid than the container's root).
+   ``working-directory``; it becomes the cwd and, for the commands that import the app (not
+   ``post``, which holds a write token on a fork's files), goes first on ``sys.path``. git is
+   told it is a ``safe.directory`` (the checkout belongs to another uid than the container's root).
 3. GitHub: secrets (token, URL passwords) are registered with ``::add-mask::`` first.
 4. The app's requirements (``requirements``: ``auto`` = requirements.txt, else pyproject.toml's
    dependencies) go into the tool's venv with ``uv pip install``; a failure names the package.
@@ -420,7 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_safe_directory([root, workdir], env)
         index_env(env)
         os.chdir(workdir)
-        sys.path.insert(0, str(workdir))
+        if needs_app(args):  # the app imports from the checkout; `post` must never import from it
+            sys.path.insert(0, str(workdir))
         settings = {v: env.pop(v) for v in OWN if v in env}
         if needs_app(args):
             spec = settings.get("CI_MIGRATE_REQUIREMENTS", "auto")
