@@ -192,10 +192,13 @@ def _publish(report: Any, settings: Any, *, pr_number: int | None = None, save: 
         out = settings.resolve_path(settings.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(report.to_json(), encoding="utf-8")
-    if settings.format == "json":
-        click.echo(report.to_json())
-    else:
-        console_out.render(report, console_out.make_console())
+    try:
+        if settings.format == "json":
+            click.echo(report.to_json())
+        else:
+            console_out.render(report, console_out.make_console())
+    except BrokenPipeError:  # `ci-migrate check | head -1`: the verdict still decides the exit code
+        console_out.output_closed()
     extra: dict[str, Any] = {"pr_number": pr_number} if pr_number is not None else {}
     notices = ci.publish(report, env=os.environ, comment=settings.comment, report_path=path(settings.output),
                          junit=path(settings.junit), sarif=path(settings.sarif),
