@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support import MYSQL_SERVER, PG_SERVER, copy_app, ensure_server, run_cli, sandbox_databases
+from support import MYSQL_SERVER, PG_SERVER, copy_app, ensure_server, left_behind, run_cli, sandbox_databases
 
 
 #: Fixtures that start a database server, and the marker a test using them must carry.
@@ -80,7 +80,7 @@ def server(request: pytest.FixtureRequest) -> str:
     url = request.getfixturevalue("pg_server" if kind == "postgresql" else "mysql_server")
     before = set(sandbox_databases(url))
     yield url
-    left = set(sandbox_databases(url)) - before
+    left = left_behind(url, before)
     assert not left, f"sandbox databases left behind: {sorted(left)}"
 
 

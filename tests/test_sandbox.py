@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from support import clean_env, copy_app, sandbox_databases
+from support import clean_env, copy_app, left_behind, sandbox_databases
 
 PASSWORD = "s3cret-Pw-91"  # trust auth accepts any password; it must never be printed
 
@@ -115,7 +115,7 @@ def downgrade():
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
-    assert set(sandbox_databases(pg_server)) - before == set(), err
+    assert left_behind(pg_server, before) == set(), err
 
 
 def _head(versions):
