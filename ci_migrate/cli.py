@@ -106,12 +106,11 @@ def _target(settings: Any) -> str:
     UsageError when none is named.
     """
     from ci_migrate.errors import UsageError
+    from ci_migrate.urls import check_target_urls
 
     if not settings.target:
         names = ", ".join(settings.targets) or "none configured"
         raise UsageError(f"name a target with --target NAME or `target:` in .ci-migrate.yml (targets: {names})")
-    from ci_migrate.urls import check_target_urls
-
     settings.target_url(settings.target)
     check_target_urls(settings, os.environ, [settings.target])  # its binds' URLs too
     return settings.target

@@ -27,6 +27,9 @@ CONFIG = ("app: \"blogapp:create_app('testing')\"\n"
     ("db.internal:5432/prod",
      "'db.internal:5432/prod' is not a database URL (dialect://user:password@host:port/database, such as "
      "postgresql://app:secret@db.internal:5432/shop)"),
+    ("my-db://app:s3cret@db/prod",
+     "my-db://app:***@db/prod cannot be read as a database URL (dialect://user:password@host:port/database, such as "
+     "postgresql://app:secret@db.internal:5432/shop)"),
     ("postgresql://app:s3cret@[::1/prod",
      "the host in postgresql://app:***@[::1/prod cannot be read (an IPv6 address goes in brackets: [::1]:5432)"),
 ])
