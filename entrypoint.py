@@ -9,8 +9,10 @@ Thin on purpose; the work is done by the CLI (``python -m ci_migrate``). In orde
    (GitHub passes unset inputs as ``''``).
 2. Workspace: ``GITHUB_WORKSPACE``, else ``CI_MIGRATE_WORKSPACE``, else the working directory
    (``/workspace`` in the image, where ``docker run -v "$PWD:/workspace"`` mounts it), plus
-   ``working-directory``; it goes first on ``sys.path`` and becomes the cwd. git is told it is a
-   ``safe.directory`` (the checkout belongs to another uid than the container's root).
+   ``working-directory``; it becomes the cwd, and is never put on this process's ``sys.path``: the
+   app is imported by the probe, in the app's own environment, and ``post`` holds a write token on a
+   fork's files. git is told it is a ``safe.directory`` (the checkout belongs to another uid than
+   the container's root).
 3. GitHub: secrets (token, URL passwords) are registered with ``::add-mask::`` first.
 4. The app gets an environment of its own: a second venv made with uv at run time
    (``/tmp/ci-migrate-app``), into which its requirements go (``requirements``: ``auto`` =
@@ -43,7 +45,8 @@ import sys
 from collections import deque
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from urllib.parse import unquote
+
+from ci_migrate.masking import TOKEN_VARIABLES, passwords_in, secret_forms
 
 #: action input -> environment variable (action.yml's runs.env maps the same way).
 INPUTS = {
@@ -71,7 +74,6 @@ _INFO_FLAGS = {"-h", "--help", "-V", "--version"}
 #: What an app that declares no requirements gets in its environment.
 DEFAULT_STACK = ("Flask", "Flask-SQLAlchemy", "Flask-Migrate", "psycopg[binary]", "PyMySQL", "python-dotenv")
 APP_VENV = Path("/tmp/ci-migrate-app")
-_URL_PASSWORD = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*:([^@/\s]+)@")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?"
 
 
@@ -146,13 +148,12 @@ def workspace(env: Mapping[str, str], cwd: Path) -> tuple[Path, Path]:
 
 
 def secrets(env: Mapping[str, str]) -> list[str]:
-    """Values to mask: tokens, and the password of every ``scheme://user:password@`` value."""
-    found = [env.get(v, "") for v in ("GITHUB_TOKEN", "INPUT_GITHUB-TOKEN", "GITLAB_TOKEN")]
+    """Values to mask: the CI tokens and the password of every URL in any variable, raw and
+    percent-decoded, none shorter than ``MIN_SECRET_LENGTH`` (ci_migrate.masking)."""
+    found = [env.get(name, "") for name in TOKEN_VARIABLES]
     for value in env.values():
-        match = _URL_PASSWORD.match(value.strip())
-        if match:
-            found += [match.group(1), unquote(match.group(1))]
-    return [s for s in dict.fromkeys(found) if len(s) >= 3]
+        found += passwords_in(value)
+    return secret_forms(found)
 
 
 def add_safe_directory(paths: Sequence[Path], env: Mapping[str, str]) -> None:
@@ -440,7 +441,7 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     env = os.environ
     if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
-        del sys.path[0]  # python put /app there; the workspace takes its place below
+        del sys.path[0]  # python put /app there
     sys.dont_write_bytecode = True
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     signal.signal(signal.SIGTERM, _terminate)
@@ -460,7 +461,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_safe_directory([root, workdir], env)
         index_env(env)
         os.chdir(workdir)
-        sys.path.insert(0, str(workdir))
         settings = {v: env.pop(v) for v in OWN if v in env}
         if needs_app(args):
             if not env.get("CI_MIGRATE_PYTHON"):

@@ -19,23 +19,37 @@ from ci_migrate import __version__
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+_MASKER = "ci_migrate.masker"  # click context meta key: the run's Masker, once settings are loaded
+
+
+def _masker() -> Any:
+    """The run's :class:`~ci_migrate.masking.Masker` (set by :func:`_mask_secrets`), else one that
+    knows the CI tokens alone (before the settings are loaded)."""
+    from ci_migrate.masking import Masker
+
+    ctx = click.get_current_context(silent=True)
+    masker = ctx.meta.get(_MASKER) if ctx is not None else None
+    return masker if masker is not None else Masker.of(None, os.environ)
+
+
+def _err(message: str) -> None:
+    """Print a line on stderr with every secret of the run masked."""
+    click.echo(_masker().text(message), err=True)
+
+
 def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    _err(f"error: {message}")
     sys.exit(code)
 
 
 def _guarded(fn: Callable[[], int]) -> None:
-    """Run a command body; turn our errors into their message and exit code."""
-    from ci_migrate.config_errors import ConfigError
+    """Run a command body; turn our errors into their message (secrets masked) and exit code."""
     from ci_migrate.errors import CiMigrateError
-    from ci_migrate.masking import mask_text
 
     try:
         code = fn()
-    except ConfigError as exc:
-        _fail(mask_text(str(exc)), 2)
     except CiMigrateError as exc:
-        _fail(mask_text(str(exc)), exc.exit_code)
+        _fail(str(exc), exc.exit_code)
     else:
         sys.exit(code)
 
@@ -47,19 +61,20 @@ def _settings(config: str | None, **overrides: Any) -> Any:
 
 
 def _mask_secrets(settings: Any) -> None:
-    """In GitHub Actions, register passwords and tokens with ``::add-mask::`` before anything is
-    printed (workflow-commands.md "Masking a value in a log")."""
-    if os.environ.get("GITHUB_ACTIONS") != "true":
-        return
-    from ci_migrate.masking import url_password
-    from ci_migrate.publish.workflow import register_masks
+    """Learn the run's secrets (:func:`ci_migrate.masking.run_secrets`) for every later output, and in
+    GitHub Actions register them with ``::add-mask::`` before anything is printed
+    (workflow-commands.md "Masking a value in a log").
 
-    secrets = [url_password(settings.sandbox_url()) or ""]
-    for target in settings.targets.values():
-        secrets.append(url_password(os.environ.get(target.url_env, "")) or "")
-    for name in ("GITHUB_TOKEN", "INPUT_GITHUB-TOKEN", "GITLAB_TOKEN"):
-        secrets.append(os.environ.get(name, ""))
-    register_masks(secrets)
+    Variables are read, never required: the sandbox password is resolved only where a sandbox is used.
+    """
+    from ci_migrate.masking import Masker
+
+    masker = Masker.of(settings, os.environ)
+    click.get_current_context().meta[_MASKER] = masker
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from ci_migrate.publish.workflow import register_masks
+
+        register_masks(masker.secrets)
 
 
 def _stack(*options: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -91,14 +106,17 @@ _target_option = click.option("--target", "-t", metavar="NAME",
 def _target(settings: Any) -> str:
     """The target to use (``--target`` / ``CI_MIGRATE_TARGET`` / ``target:``), checked before the app loads.
 
-    Raises ConfigError for an unknown target or an unset URL variable, UsageError when none is named.
+    Raises ConfigError for an unknown target, an unset URL variable or a URL that cannot be read,
+    UsageError when none is named.
     """
     from ci_migrate.errors import UsageError
+    from ci_migrate.urls import check_target_urls
 
     if not settings.target:
         names = ", ".join(settings.targets) or "none configured"
         raise UsageError(f"name a target with --target NAME or `target:` in .ci-migrate.yml (targets: {names})")
     settings.target_url(settings.target)
+    check_target_urls(settings, os.environ, [settings.target])  # its binds' URLs too
     return settings.target
 
 
@@ -140,11 +158,13 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
         from ci_migrate import pipeline
         from ci_migrate.errors import UsageError
         from ci_migrate.publish import console as console_out
+        from ci_migrate.urls import check_target_urls
 
         settings = _settings(config, app=app, migrations=migrations, sandbox=sandbox, fail_on=fail_on,
                              keep_sandbox=keep_sandbox, format=format_, output=output, base=base, comment=comment,
                              junit=junit, sarif=sarif, codequality=codequality, python=python, timeout=timeout)
         _mask_secrets(settings)
+        check_target_urls(settings, os.environ)  # the targets' dialects are compared with the sandbox's
         selected = None
         if only:
             selected = {c.strip() for c in only.split(",") if c.strip()}
@@ -162,27 +182,32 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
 
 
 def _publish(report: Any, settings: Any, *, pr_number: int | None = None, save: bool = True) -> int:
-    """Write the JSON report to ``--output``, print it (console or json), write the JUnit/SARIF/
-    Code Quality files asked for and publish on the detected CI (summary, annotations, outputs,
-    sticky comment); return the exit code. Publishing problems are notices on stderr, never failures."""
+    """Mask the report's secrets, then write the JSON report to ``--output``, print it (console or
+    json), write the JUnit/SARIF/Code Quality files asked for and publish on the detected CI (summary,
+    annotations, outputs, sticky comment); return the exit code. Publishing problems are notices on
+    stderr, never failures."""
     from ci_migrate.publish import ci
     from ci_migrate.publish import console as console_out
 
+    report = _masker().report(report)  # the one place a report is masked: every output below reads this copy
     path = lambda value: str(settings.resolve_path(value)) if value else None  # noqa: E731
     if settings.output and save:
         out = settings.resolve_path(settings.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(report.to_json(), encoding="utf-8")
-    if settings.format == "json":
-        click.echo(report.to_json())
-    else:
-        console_out.render(report, console_out.make_console())
+    try:
+        if settings.format == "json":
+            click.echo(report.to_json())
+        else:
+            console_out.render(report, console_out.make_console())
+    except BrokenPipeError:  # `ci-migrate check | head -1`: the verdict still decides the exit code
+        console_out.output_closed()
     extra: dict[str, Any] = {"pr_number": pr_number} if pr_number is not None else {}
     notices = ci.publish(report, env=os.environ, comment=settings.comment, report_path=path(settings.output),
                          junit=path(settings.junit), sarif=path(settings.sarif),
                          codequality=path(settings.codequality), root=settings.root, **extra)
     for notice in notices:
-        click.echo(f"notice: {notice}", err=True)
+        _err(f"notice: {notice}")
     return report.exit_code
 
 
@@ -242,15 +267,9 @@ def apply(target: str | None, dry_run: bool, allow_drift: bool, allow_multiple_h
                              target=target, python=python, timeout=timeout)
         _mask_secrets(settings)
         name = _target(settings)
-        if os.environ.get("GITHUB_ACTIONS") == "true":  # multidb binds' URLs too
-            from ci_migrate.masking import url_password
-            from ci_migrate.publish.workflow import register_masks
-
-            binds = settings.targets[name].binds.values()
-            register_masks([url_password(os.environ.get(var, "")) or "" for var in binds])
         report = run_apply(settings, name, dry_run=dry_run, allow_drift=allow_drift,
                            allow_multiple_heads=allow_multiple_heads, drift_gate=drift_gate,
-                           say=lambda line: click.echo(f"ci-migrate: {line}", err=True))
+                           say=lambda line: _err(f"ci-migrate: {line}"))
         return _publish(report, settings)
 
     _guarded(body)

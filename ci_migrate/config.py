@@ -20,6 +20,9 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from ci_migrate.config_errors import (FLAG, ConfigError, Sources, allowed_keys, custom, did_you_mean, explain,
                                       one_of, show, type_at)
+from ci_migrate.config_checks import app_problem, migrations_problem, rule_problem
+from ci_migrate.config_starter import CONFIG_FILENAME, starter_config, write_starter
+from ci_migrate.urls import parse_url, sandbox_problem
 
 __all__ = [
     "CHECK_NAMES", "CONFIG_FILENAME", "DIFF_KINDS", "ENV_CONFIG", "ENV_PREFIX", "Baseline", "CheckSetting",
@@ -27,7 +30,6 @@ __all__ = [
     "write_starter",
 ]
 
-CONFIG_FILENAME = ".ci-migrate.yml"
 ENV_PREFIX = "CI_MIGRATE_"
 ENV_CONFIG = "CI_MIGRATE_CONFIG"  # path of the config file; not a setting
 SEVERITIES = ("info", "warning", "error")
@@ -37,7 +39,6 @@ DIFF_KINDS = (
     "modify_default", "modify_comment", "add_index", "remove_index", "add_constraint", "remove_constraint",
     "add_fk", "remove_fk", "add_table_comment", "remove_table_comment",
 )
-SANDBOX_BACKENDS = ("postgresql", "mysql", "mariadb")
 SCOPES = ("pending", "all")  # which revisions the locks/roundtrip checks walk
 SCOPED_CHECKS = ("locks", "roundtrip")
 
@@ -52,11 +53,14 @@ def _env_name(value: str) -> str:
     return value
 
 
-def _rule_id(value: str) -> str:
-    if not re.fullmatch(r"CM\d{3}", value):
-        hint = did_you_mean(value, [value.upper()]) if re.fullmatch(r"CM\d{3}", value.upper()) else ""
-        raise custom("rule_id", f"rule ids look like CM101 (got {show(value)}){hint}")
-    return value
+def _checked(kind: str, problem_of: Any) -> AfterValidator:
+    """An AfterValidator raising ``problem_of(value)`` (a :mod:`ci_migrate.config_checks` check), if any."""
+    def check(value: str) -> str:
+        problem = problem_of(value)
+        if problem is not None:
+            raise custom(kind, problem)
+        return value
+    return AfterValidator(check)
 
 
 def _rule_level(value: Any) -> Any:
@@ -88,7 +92,8 @@ def _number_to_str(value: Any) -> Any:
 EnvName = Annotated[str, AfterValidator(_env_name)]
 CheckName = Annotated[str, one_of("check_name", CHECK_NAMES, "check")]
 DiffKind = Annotated[str, one_of("diff_kind", DIFF_KINDS, "diff kind")]
-RuleId = Annotated[str, AfterValidator(_rule_id)]
+RuleId = Annotated[str, _checked("rule_id", rule_problem)]
+AppImport = Annotated[str, _checked("app_import", app_problem)]
 
 
 class _Model(BaseModel):
@@ -214,7 +219,7 @@ class Baseline(_Model):
 class _Keys(_Model):
     """The settings a user can write (file keys, env vars, flags)."""
 
-    app: str | None = None
+    app: AppImport | None = None
     migrations: str | None = None
     python: str | None = None
     timeout: float | None = Field(None, ge=0)
@@ -246,24 +251,21 @@ class _Keys(_Model):
                                         f"checks (got one for {', '.join(map(show, wrong))})")
         return value
 
+    @field_validator("migrations")
+    @classmethod
+    def _migrations(cls, value: str | None, info: ValidationInfo) -> str | None:
+        root = (info.context or {}).get("root")
+        problem = migrations_problem(value, Path(root)) if value is not None and root is not None else None
+        if problem is not None:
+            raise custom("migrations_dir", problem)
+        return value
+
     @field_validator("sandbox")
     @classmethod
     def _sandbox(cls, value: str, info: ValidationInfo) -> str:
-        if value == "sqlite":
-            return value
-        from sqlalchemy.engine import make_url
-        try:
-            url = make_url(value)
-        except Exception:
-            url = None
-        if url is None or url.get_backend_name() not in SANDBOX_BACKENDS:
-            raise custom("sandbox_url", "must be 'sqlite' or a PostgreSQL/MySQL server URL such as "
-                                        "postgresql://user@host:5432/ or mysql+pymysql://root@host/ "
-                                        f"(got {show(value)}){did_you_mean(value, ['sqlite'])}")
-        if url.password is not None and "sandbox" in (info.context or {}).get("file_keys", ()):
-            raise custom("sandbox_password", "the URL contains a password, which would be committed with this file "
-                                             "— put the password in an environment variable named by "
-                                             "'sandbox-password-env', or pass the URL via CI_MIGRATE_SANDBOX")
+        problem = sandbox_problem(value, in_file="sandbox" in (info.context or {}).get("file_keys", ()))
+        if problem is not None:
+            raise custom("sandbox_url", problem)
         return value
 
 
@@ -325,7 +327,8 @@ class Settings(_Keys):
     def target_url(self, name: str, env: Mapping[str, str] | None = None) -> str:
         """The database URL of target ``name``, read from its ``url_env`` variable in ``env`` (default os.environ).
 
-        ConfigError if the target is not configured (with did-you-mean) or the variable is unset/empty.
+        ConfigError if the target is not configured (with did-you-mean), the variable is unset/empty or
+        its URL cannot be read (:func:`ci_migrate.urls.url_problem`: the part that is wrong, password masked).
         """
         target = self.targets.get(name)
         if target is None:
@@ -341,6 +344,7 @@ class Settings(_Keys):
             state = "empty" if target.url_env in env else "not set"
             raise ConfigError(f"target '{name}': environment variable {target.url_env} is {state} "
                               f"(targets.{name}.url-env names it; it should hold the database URL)")
+        parse_url(url, f"{target.url_env} (targets.{name}.url-env)")
         return url
 
 
@@ -419,76 +423,3 @@ def _python_source(overrides: Mapping[str, Any], env: Mapping[str, str], path: P
     if env.get(ENV_PREFIX + "PYTHON", "").strip():
         return ENV_PREFIX + "PYTHON"
     return f"python: in {path.name}" if path is not None else "python"
-
-
-# ------------------------------------------------------------------ starter
-
-_STARTER: list[tuple[str, str, bool]] = [  # (one-line explanation, YAML, shown uncommented?)
-    ("Flask app to load, as for FLASK_APP (default: discovered like the `flask` command does).",
-     'app: "myapp:create_app()"', False),
-    ("Migrations directory, relative to this file (default: the one Flask-Migrate is set up with).",
-     "migrations: migrations", False),
-    ("The app's Python (default: $VIRTUAL_ENV, then .venv/ or venv/ here, then the one ci-migrate runs in).",
-     "python: .venv/bin/python", False),
-    ("Time limit for the app's migrations in seconds (default 1200 for check and plan; 0: none).",
-     "timeout: 1200", False),
-    ("Drop sandbox databases that killed runs left on the sandbox server after this long (or off).",
-     "prune-after: 24h", False),
-    ("Scratch database for replaying migrations: sqlite, or a server URL without a password.",
-     "sandbox: sqlite   # or postgresql://ci@localhost:5432/ or mysql+pymysql://root@localhost/", True),
-    ("Environment variable holding the sandbox server's password.",
-     "sandbox-password-env: PGPASSWORD", False),
-    ("Named databases for plan/apply; url-env names the variable holding the URL, lock-wait is in seconds.",
-     "targets:\n  production:\n    url-env: DATABASE_URL\n    lock-wait: 300", False),
-    ("Turn checks on/off or override their severity: on, off, info, warning, error, or {enabled, severity}.",
-     ("checks:\n  roundtrip: off\n  lint: {enabled: true, severity: warning}\n  locks: {scope: all}   # locks/roundtrip: "
-      "pending (default) or all revisions"), False),
-    ("Override one rule's severity: off, info, warning or error.",
-     "rules:\n  CM106: off", False),
-    ("Leave out of the drift check: tables and index/constraint names (globs), autogenerate diff kinds.",
-     'ignore:\n  tables: [spatial_ref_sys, "audit_*"]\n  objects: ["ix_legacy_*"]\n  diff-kinds: [modify_comment]',
-     False),
-    ("Start replay at a revision built from a SQL file (schema: ...) or from db.create_all() (create-all: true).",
-     "baseline:\n  revision: 1a2b3c4d\n  schema: db/schema.sql", False),
-    ("Lowest severity that makes the run fail: error or warning.", "fail-on: error", True),
-    ("Keep the sandbox database after the run, for debugging.", "keep-sandbox: false", False),
-    ("Report format on stdout: console or json.", "format: console", False),
-    ("Also write the JSON report to this file.", "output: ci-migrate-report.json", False),
-    ("Target that plan/apply use when --target is not given.", "target: production", False),
-    ("Base branch whose migrations count as merged (default: the PR's base branch in GitHub/GitLab CI).",
-     "base: origin/main", False),
-    ("PR/MR comment: always (update every run), on-change (only when the body changes) or never.",
-     "comment: always", False),
-    ("Also write JUnit XML, SARIF 2.1.0 and GitLab Code Quality reports to these files.",
-     "junit: ci-migrate-junit.xml\nsarif: ci-migrate.sarif\ncodequality: gl-code-quality-report.json", False),
-]
-
-
-def starter_config(commented: bool = True) -> str:
-    """The commented starter ``.ci-migrate.yml`` written by ``ci-migrate init``.
-
-    Every key appears with a one-line explanation; all but ``sandbox`` and
-    ``fail-on`` (shown with their defaults) are commented out.  ``commented=False``
-    uncomments every example (used by the tests to prove the examples are valid).
-    """
-    lines = ["# ci-migrate configuration — reference: docs/config.md",
-             "# Every key is optional. Relative paths are relative to this file.",
-             "# Each top-level key can also be set with CI_MIGRATE_<KEY> (e.g. CI_MIGRATE_FAIL_ON=warning)",
-             "# or a command-line flag; flags beat environment variables, which beat this file."]
-    for about, snippet, active in _STARTER:
-        lines += ["", f"# {about}"]
-        lines += [line if active or not commented else f"# {line}" for line in snippet.splitlines()]
-    return "\n".join(lines) + "\n"
-
-
-def write_starter(path: Path, force: bool = False) -> None:
-    """Write :func:`starter_config` to ``path``. ConfigError if it exists and not ``force``, or cannot be written."""
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory — did you mean {path / CONFIG_FILENAME}?")
-    if path.exists() and not force:
-        raise ConfigError(f"{path}: already exists; use --force to overwrite it")
-    try:
-        path.write_text(starter_config(), encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write: {exc}") from None

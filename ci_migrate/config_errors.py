@@ -1,7 +1,8 @@
 """Located, plain-words configuration errors for :mod:`ci_migrate.config`.
 
-This module knows nothing about ci-migrate's settings.  It turns YAML text into
-Python data while remembering where every key and value came from, and turns
+This module knows nothing about ci-migrate's settings.  It merges the settings'
+sources (the YAML file read by :mod:`ci_migrate.config_yaml`, environment variables,
+flags) remembering where every key came from, and turns
 pydantic validation errors into one line per problem that says where
 (``path:line:column``, an environment variable name or a ``--flag``), what is
 wrong, what is allowed, and a did-you-mean for typos.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import difflib
 import re
 import types
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Callable, Collection, Iterable, Mapping, Union, get_args, get_origin
 
@@ -20,24 +20,12 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
-from ci_migrate.errors import UsageError
+from ci_migrate.config_yaml import Parsed, Path_, dotted, parse_yaml, read_config_text, yaml_problem
+from ci_migrate.errors import ConfigError
+from ci_migrate.masking import mask_urls
 
-Path_ = tuple[Any, ...]  # a location inside the data: keys (str) and list indexes (int)
-
-
-class ConfigError(UsageError):
-    """User-facing configuration error (a :class:`~ci_migrate.errors.UsageError`).
-
-    ``str(e)`` is the full message: one or more problems, one per line, each
-    possibly followed by indented hint lines.  ``e.problems`` holds the problems
-    separately.  A CLI should print the message and exit with :attr:`exit_code` (2).
-    """
-
-    exit_code = 2
-
-    def __init__(self, problems: str | Iterable[str]):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("\n".join(self.problems))
+__all__ = ["ConfigError", "Sources", "allowed_keys", "custom", "did_you_mean", "explain", "one_of", "show",
+           "suggest", "type_at"]
 
 
 def suggest(word: object, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
@@ -58,15 +46,6 @@ def did_you_mean(word: object, choices: Iterable[str], quote: str = "'") -> str:
     return f" — did you mean {quote}{hit}{quote}?" if hit and hit != word else ""
 
 
-def mask_password(text: str) -> str:
-    """A value with the password of a ``scheme://user:password@host`` URL in it replaced by ``***``.
-
-    Unlike :func:`ci_migrate.masking.mask_text` this treats ``text`` as one value, so a
-    password with a raw ``@`` in it is hidden entirely.
-    """
-    return re.sub(r"(://[^:/@\s]*:).*@", r"\1***@", text)
-
-
 def show(value: Any) -> str:
     """A short, password-masked rendering of a user-supplied value for ``(got ...)``."""
     if isinstance(value, bool):
@@ -78,9 +57,9 @@ def show(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "a list"
     if isinstance(value, str):
-        text = mask_password(value)
+        text = mask_urls(value)
         return repr(text if len(text) <= 80 else text[:77] + "...")
-    return mask_password(str(value))
+    return mask_urls(str(value))
 
 
 def one_of(kind: str, known: Collection[str], label: str) -> AfterValidator:
@@ -96,98 +75,6 @@ def one_of(kind: str, known: Collection[str], label: str) -> AfterValidator:
 def custom(kind: str, message: str) -> PydanticCustomError:
     """A pydantic error whose message is exactly ``message`` (raise it from validators)."""
     return PydanticCustomError(kind, "{message}", {"message": message})
-
-
-# --------------------------------------------------------------------- YAML
-
-
-@dataclass
-class Parsed:
-    """YAML data plus the marks it came from.
-
-    ``marks[path] = (key_mark, value_mark, prefer_key)``; marks are 1-based
-    ``(line, column)``; ``key_mark`` is None for list items and the document;
-    ``prefer_key`` is true for collections and empty values.
-    ``problems`` are ``((line, column), message)`` found while reading
-    (duplicate keys, non-scalar keys).
-    """
-
-    data: Any
-    marks: dict[Path_, tuple[tuple[int, int] | None, tuple[int, int], bool]] = field(default_factory=dict)
-    problems: list[tuple[tuple[int, int], str]] = field(default_factory=list)
-
-
-def _mark(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
-
-
-def dotted(path: Path_) -> str:
-    """``('targets', 'prod', 'url')`` → ``targets.prod.url``; list indexes as ``[i]``."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def parse_yaml(text: str, raw_paths: Collection[Path_] = (), base: Path_ = ()) -> Parsed:
-    """Parse one YAML document, keeping marks and reporting duplicate keys.
-
-    Mapping keys are always taken as their literal text (``2024:`` is ``'2024'``).
-    Plain scalars at a path in ``raw_paths`` (``base`` included) are kept as text
-    too (a revision ``012345`` is not an octal number).  An empty document is
-    ``None``.  ``base`` is prepended to paths shown in ``problems``.  Raises
-    ``yaml.YAMLError`` (``yaml.MarkedYAMLError`` has marks) on a syntax error.
-    """
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        out = Parsed(None)
-        if root is not None:
-            out.data = _walk(loader, root, (), None, out, raw_paths, base)
-        return out
-    finally:
-        loader.dispose()
-
-
-def _walk(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, key_node: yaml.Node | None,
-          out: Parsed, raw_paths: Collection[Path_], base: Path_) -> Any:
-    # errors about collections and empty values point at the key, others at the value
-    at_key = isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) or node.value == ""
-    out.marks[path] = (_mark(key_node) if key_node else None, _mark(node), at_key)
-    where = f"{dotted(base + path)}: " if base + path else ""
-    if isinstance(node, yaml.SequenceNode):
-        return [_walk(loader, item, path + (i,), None, out, raw_paths, base) for i, item in enumerate(node.value)]
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, yaml.Node] = {}
-        for k, _ in node.value:  # duplicates among the keys written here (not '<<' merges)
-            if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
-                if k.value in seen:
-                    out.problems.append((_mark(k), f"{where}duplicate key '{k.value}' (also on line "
-                                         f"{_mark(seen[k.value])[0]}) — YAML keeps only the last one; remove one"))
-                seen[k.value] = k
-        loader.flatten_mapping(node)  # resolve '<<: *anchor' merge keys; later keys win
-        result: dict[str, Any] = {}
-        for k, v in node.value:
-            if not isinstance(k, yaml.ScalarNode):
-                out.problems.append((_mark(k), f"{where}keys must be plain names, not a list or mapping"))
-                continue
-            result[k.value] = _walk(loader, v, path + (k.value,), k, out, raw_paths, base)
-        return result
-    if base + path in raw_paths and node.tag not in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:null"):
-        return node.value
-    return loader.construct_object(node, deep=True)
-
-
-def yaml_problem(exc: yaml.YAMLError, where: str, line_offset: bool = True) -> str:
-    """``<where>:line:col: invalid YAML: <problem>`` for a syntax error (no marks when ``line_offset`` is false)."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    if "'\\t'" in problem:
-        problem += " (YAML does not allow tabs for indentation; use spaces)"
-    if mark is not None and line_offset:
-        where = f"{where}:{mark.line + 1}:{mark.column + 1}"
-    context = getattr(exc, "context", None)
-    return f"{where}: invalid YAML: {problem}" + (f" ({context})" if context else "")
 
 
 # ------------------------------------------------------------------ sources
@@ -223,15 +110,14 @@ class Sources:
     def read_file(self, path: Path, shown: str) -> None:
         """Take every top-level key of the YAML file ``path`` (named ``shown`` in messages).
 
-        Raises ConfigError at once if it cannot be read, is not valid YAML, or its
-        top level is not a mapping; an empty file adds nothing.
+        Raises ConfigError at once if it cannot be read, is too large, not UTF-8, not
+        valid YAML or past the YAML bounds (:mod:`ci_migrate.config_yaml`), or its top
+        level is not a mapping; an empty file adds nothing.
         """
         try:
-            parsed = parse_yaml(path.read_text(encoding="utf-8-sig"), self.raw_paths)
+            parsed = parse_yaml(read_config_text(path, shown), self.raw_paths)
         except yaml.YAMLError as exc:
             raise ConfigError(yaml_problem(exc, shown)) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{shown}: cannot read the config file: {exc}") from None
         if parsed.data is not None and not isinstance(parsed.data, dict):
             raise ConfigError(f"{shown}:1:1: the top level must be a mapping of settings (key: value), "
                               f"got {show(parsed.data)}")

@@ -6,6 +6,8 @@ unreachable, unsupported library versions). Findings (exit 1) are not errors: th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class CiMigrateError(Exception):
     """Base class: ``str(error)`` is the complete message a user reads."""
@@ -17,6 +19,21 @@ class UsageError(CiMigrateError):
     """Bad flags, arguments or configuration (exit 2)."""
 
     exit_code = 2
+
+
+class ConfigError(UsageError):
+    """User-facing configuration error (a :class:`UsageError`).
+
+    ``str(e)`` is the full message: one or more problems, one per line, each
+    possibly followed by indented hint lines.  ``e.problems`` holds the problems
+    separately.  A CLI should print the message and exit with :attr:`exit_code` (2).
+    """
+
+    exit_code = 2
+
+    def __init__(self, problems: str | Iterable[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 class EnvironmentProblem(CiMigrateError):

@@ -7,23 +7,64 @@ from pathlib import Path
 
 import pytest
 
-from support import MYSQL_SERVER, PG_SERVER, copy_app, ensure_server, run_cli, sandbox_databases
+from support import MYSQL_SERVER, PG_SERVER, copy_app, ensure_server, left_behind, run_cli, sandbox_databases
+
+
+#: Fixtures that start a database server, and the marker a test using them must carry.
+SERVER_FIXTURES = {"pg_server": "postgres", "mysql_server": "mysql"}
+#: Indirectly parametrized fixtures whose parameter names the server kind ("postgresql", "mysql").
+KIND_FIXTURES = ("server", "kind", "staging_db")
+_KIND_MARKS = {"postgresql": "postgres", "mysql": "mysql"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the PostgreSQL or MariaDB server (``-m "not mysql"`` skips them).
+
+    A test needs a server when it asks for ``pg_server``/``mysql_server`` or when one of the
+    :data:`KIND_FIXTURES` is parametrized with that server's kind.
+    """
+    for item in items:
+        wanted = {mark for name, mark in SERVER_FIXTURES.items() if name in getattr(item, "fixturenames", ())}
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        wanted |= {_KIND_MARKS[value] for name, value in params.items()
+                   if name in KIND_FIXTURES and value in _KIND_MARKS}
+        for mark in sorted(wanted):
+            item.add_marker(mark)
+
+
+def _require_mark(request: pytest.FixtureRequest, mark: str) -> None:
+    """Fail a test that reaches a server without its marker (the marking above missed it)."""
+    if request.node.get_closest_marker(mark) is None:
+        pytest.fail(f"{request.node.nodeid} uses a database server but is not marked '{mark}': "
+                    f"request it through {', '.join(SERVER_FIXTURES)} or {', '.join(KIND_FIXTURES)}")
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> str:
-    """URL of the PostgreSQL server (no database part): the sandbox server for tests."""
+def _pg_started() -> str:
     versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else ["15"]
     ensure_server(PG_SERVER, ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"])
     return PG_SERVER
 
 
 @pytest.fixture(scope="session")
-def mysql_server() -> str:
-    """URL of the MariaDB/MySQL server (no database part)."""
+def _mysql_started() -> str:
     ensure_server(MYSQL_SERVER, ["start-stop-daemon", "--start", "--oknodo", "--background",
                                   "--exec", "/usr/sbin/mariadbd"])
     return MYSQL_SERVER
+
+
+@pytest.fixture
+def pg_server(request: pytest.FixtureRequest, _pg_started: str) -> str:
+    """URL of the PostgreSQL server (no database part): the sandbox server for tests."""
+    _require_mark(request, "postgres")
+    return _pg_started
+
+
+@pytest.fixture
+def mysql_server(request: pytest.FixtureRequest, _mysql_started: str) -> str:
+    """URL of the MariaDB/MySQL server (no database part)."""
+    _require_mark(request, "mysql")
+    return _mysql_started
 
 
 @pytest.fixture
@@ -39,7 +80,7 @@ def server(request: pytest.FixtureRequest) -> str:
     url = request.getfixturevalue("pg_server" if kind == "postgresql" else "mysql_server")
     before = set(sandbox_databases(url))
     yield url
-    left = set(sandbox_databases(url)) - before
+    left = left_behind(url, before)
     assert not left, f"sandbox databases left behind: {sorted(left)}"
 
 

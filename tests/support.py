@@ -67,6 +67,21 @@ def sandbox_databases(server: str) -> list[str]:
         engine.dispose()
 
 
+def left_behind(server: str, before: set[str], grace: float = 60.0) -> set[str]:
+    """Sandbox databases made since ``before`` that are still there after ``grace`` seconds.
+
+    The servers are shared with other test runs, whose sandboxes come and go meanwhile; a run of
+    ours that has ended drops its own before it exits, so what is still there after the grace
+    period was left behind.
+    """
+    deadline = time.monotonic() + grace
+    while True:
+        left = set(sandbox_databases(server)) - before
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(1.0)
+
+
 def copy_app(name: str, dest: Path) -> Path:
     """Copy tests/apps/<name> (or examples/<name> when given as 'examples/x') into ``dest``."""
     source = ROOT / name if name.startswith("examples/") else APPS / name

@@ -59,6 +59,7 @@ def test_empty_file_means_defaults(tmp_path, text):
 
 def test_every_key_from_the_file(tmp_path):
     write(tmp_path, "db/schema.sql", name="db/schema.sql")
+    (tmp_path / "migrations").mkdir()
     write(tmp_path, """
         app: "blogapp:create_app('ci')"
         migrations: migrations
@@ -124,6 +125,7 @@ ENV_CASES = [
 
 @pytest.mark.parametrize("var, value, attr, expected", ENV_CASES, ids=[c[0] for c in ENV_CASES])
 def test_each_key_from_the_environment(tmp_path, var, value, attr, expected):
+    (tmp_path / "db" / "migrations").mkdir(parents=True)
     assert getattr(load(env={var: value}, cwd=tmp_path), attr) == expected
 
 
@@ -138,6 +140,7 @@ OVERRIDE_CASES = [
 
 @pytest.mark.parametrize("name, value", OVERRIDE_CASES, ids=[c[0] for c in OVERRIDE_CASES])
 def test_each_key_from_an_override(tmp_path, name, value):
+    (tmp_path / "db" / "migrations").mkdir(parents=True)
     assert getattr(load(overrides={name: value}, env={}, cwd=tmp_path), name) == value
 
 
@@ -200,6 +203,7 @@ def test_null_section_means_default(tmp_path):
 
 
 def test_all_errors_at_once_with_locations(tmp_path):
+    (tmp_path / "migrations").mkdir()
     message = errors(tmp_path, """
         app: "blogapp:create_app('ci')"
         migrations: migrations
@@ -427,14 +431,14 @@ def test_target_url(tmp_path):
 
 def test_severity_for_precedence():
     s = Settings(checks={"lint": "warning", "locks": False, "drift": {"enabled": True}},
-                 rules={"CM106": "off", "CM107": "error", "CM108": "info"})
-    assert s.severity_for("lint", "CM199", "error") == "warning"  # check beats default
+                 rules={"CM106": "off", "CM107": "error", "CM105": "info"})
+    assert s.severity_for("lint", "CM501", "error") == "warning"  # check beats default
     assert s.severity_for("lint", "CM107", "info") == "error"  # rule beats check
     assert s.severity_for("lint", "CM106", "error") is None  # rule off
-    assert s.severity_for("drift", "CM199", "info") == "info"  # default
-    assert s.severity_for("graph", "CM199", "error") == "error"  # unconfigured check
-    assert s.severity_for("locks", "CM199", "error") is None  # disabled check
-    assert s.severity_for("locks", "CM108", "error") == "info"  # rule still beats check
+    assert s.severity_for("drift", "CM301", "info") == "info"  # default
+    assert s.severity_for("graph", "CM101", "error") == "error"  # unconfigured check
+    assert s.severity_for("locks", "CM601", "error") is None  # disabled check
+    assert s.severity_for("locks", "CM105", "error") == "info"  # rule still beats check
     with pytest.raises(ValueError, match="did you mean 'lint'"):
         s.severity_for("lnt", "CM101", "error")
 
@@ -518,6 +522,7 @@ def test_starter_shows_every_key_and_its_examples_are_valid(tmp_path):
                 "baseline", "fail-on", "keep-sandbox", "format", "output"):
         assert f"\n# {key}:" in text or f"\n{key}:" in text, key
     write(tmp_path, "", name="db/schema.sql")
+    (tmp_path / "migrations").mkdir()
     write(tmp_path, starter_config(commented=False))
     s = load(env={}, cwd=tmp_path)
     assert s.model_fields_set >= {"app", "migrations", "sandbox", "sandbox_password_env", "targets", "checks",

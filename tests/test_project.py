@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import metadata
 
 import pytest
 
@@ -15,6 +16,7 @@ def test_the_installed_stack_is_supported():
     packages = stack()["packages"]
     check_stack(packages)
     assert set(REQUIRED) <= set(packages)
+    assert packages == {dist: metadata.version(dist) for dist in packages}
 
 
 @pytest.mark.parametrize("dist, old", [("SQLAlchemy", "1.3.24"), ("Flask-SQLAlchemy", "2.4.4"),

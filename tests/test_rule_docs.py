@@ -25,3 +25,11 @@ def test_every_rule_has_a_doc_page():
 def test_every_doc_page_starts_with_its_id():
     for page in (ROOT / "docs" / "rules").glob("CM*.md"):
         assert page.read_text(encoding="utf-8").startswith(f"# {page.stem} — "), page.name
+
+
+def test_the_rule_id_list_is_the_documented_rules():
+    from ci_migrate.rule_ids import RULE_IDS
+
+    pages = sorted(page.stem for page in (ROOT / "docs" / "rules").glob("CM*.md"))
+    assert list(RULE_IDS) == pages, "ci_migrate/rule_ids.py and docs/rules/ must list the same rules"
+    assert emitted_rule_ids() <= set(RULE_IDS)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from support import clean_env, copy_app, sandbox_databases
+from support import clean_env, copy_app, left_behind, sandbox_databases
 
 PASSWORD = "s3cret-Pw-91"  # trust auth accepts any password; it must never be printed
 
@@ -71,24 +71,24 @@ def test_sandbox_pointing_at_a_target_is_refused(cli, clean_app, pg_server):
 
 
 def test_keep_sandbox_keeps_and_prints_the_url(cli, clean_app, pg_server):
-    before = set(sandbox_databases(pg_server))
     result = cli("check", *APP, "--sandbox", pg_server, "--keep-sandbox", cwd=clean_app)
-    kept = set(sandbox_databases(pg_server)) - before
+    shown = " ".join(result.out.split())
+    found = re.search(r"The sandbox was kept: postgresql\+psycopg2?://postgres@127\.0\.0\.1:5432/(ci_migrate_\w+)", shown)
+    name = found.group(1) if found else None
     try:
         assert result.code == 0, result.text
-        (name,) = kept
-        shown = " ".join(result.out.split())
-        assert re.search(rf"The sandbox was kept: postgresql\+psycopg2?://postgres@127\.0\.0\.1:5432/{name}", shown)
+        assert name is not None, result.out
+        assert name in sandbox_databases(pg_server)  # other runs share the server: look for ours only
     finally:
         import sqlalchemy as sa
 
         from ci_migrate.sandbox import normalize_url
 
-        engine = sa.create_engine(normalize_url(pg_server + "postgres"), isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            for db in kept:
-                conn.exec_driver_sql(f'DROP DATABASE "{db}" WITH (FORCE)')
-        engine.dispose()
+        if name is not None:
+            engine = sa.create_engine(normalize_url(pg_server + "postgres"), isolation_level="AUTOCOMMIT")
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            engine.dispose()
 
 
 def test_sigterm_drops_the_sandbox(clean_app, pg_server, tmp_path):
@@ -115,7 +115,7 @@ def downgrade():
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
-    assert set(sandbox_databases(pg_server)) - before == set(), err
+    assert left_behind(pg_server, before) == set(), err
 
 
 def _head(versions):

@@ -1,8 +1,20 @@
-"""Console output with rich: a line per check, the drift per table, the findings, the verdict."""
+"""Console output with rich: a line per check, the drift per table, the findings, the verdict.
+
+In a terminal rich wraps to the window. Anywhere else (a CI log, a pipe, a file) nothing is
+padded or wrapped: every line is as long as its text, so paths, URLs and the suggested revision
+body can be copied as they are. A reader that goes away (``| head -1``) ends the output, never
+the run: it still publishes and exits with its verdict.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
+
+from rich.console import Console
+from rich.padding import Padding
+from rich.text import Text
 
 from ci_migrate.report import Report
 
@@ -16,14 +28,47 @@ _STATUS = {
 _SEVERITY = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
-def make_console(stderr: bool = False, **kwargs: Any) -> Any:
-    """A rich Console that never wraps mid-path in CI logs (width 120 when not a terminal)."""
-    from rich.console import Console
+class _Console(Console):
+    """A rich Console that survives the reader of its output going away."""
 
-    console = Console(stderr=stderr, highlight=False, soft_wrap=False, **kwargs)
+    def on_broken_pipe(self) -> None:
+        """Called by rich on ``BrokenPipeError``; rich's own version exits with code 1."""
+        self.quiet = True
+        output_closed(self.file)
+
+
+def output_closed(stream: Any = None) -> None:
+    """Point ``stream`` (default ``sys.stdout``) at /dev/null after its reader went away, so that
+    later writes and the flush at exit succeed silently (Python docs, "Note on SIGPIPE")."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def make_console(stderr: bool = False, **kwargs: Any) -> Any:
+    """A rich Console on stdout (or stderr): wrapping to the window in a terminal; elsewhere
+    ``soft_wrap`` (no wrapping, no padding) at any width."""
+    console = _Console(stderr=stderr, highlight=False, soft_wrap=False, **kwargs)
     if not console.is_terminal:
-        console.width = max(console.width, 120)
+        console.soft_wrap = True
     return console
+
+
+def _block(console: Any, body: Text, indent: int) -> None:
+    """Print ``body`` indented by ``indent`` spaces: a hanging indent in a terminal, plain
+    indented lines without trailing spaces elsewhere."""
+    if console.is_terminal:
+        console.print(Padding(body, (0, 0, 0, indent), expand=False))
+        return
+    lines = body.split("\n", allow_blank=True)
+    for line in lines:
+        line.rstrip()
+    console.print(Text("\n").join(Text(" " * indent) + line if line.plain else line for line in lines))
 
 
 def render(report: Report, console: Any) -> None:
@@ -61,8 +106,6 @@ def render(report: Report, console: Any) -> None:
 def _render_apply(report: Report, console: Any) -> None:
     """``apply``: the target, the lock, each revision run (or, in a dry run, planned with its SQL)."""
     from rich.markup import escape
-    from rich.padding import Padding
-    from rich.text import Text
 
     facts = report.apply
     if facts is None:
@@ -84,7 +127,7 @@ def _render_apply(report: Report, console: Any) -> None:
         for planned in facts.pending:
             console.print(f"  [cyan]•[/] [bold]{planned.revision}[/] {escape(planned.message or '')}")
             body = planned.sql if planned.sql is not None else f"-- no offline SQL: {planned.sql_error}"
-            console.print(Padding(Text(body.strip()), (0, 0, 0, 6), expand=False))
+            _block(console, Text(body.strip()), 6)
         return
     marks = {"applied": ("✔", "green"), "failed": ("✘", "red"), "rolled_back": ("↺", "yellow")}
     for run in facts.applied:
@@ -101,8 +144,6 @@ def _render_apply(report: Report, console: Any) -> None:
 def _render_plan(report: Report, console: Any) -> None:
     """The pending revisions (vs the base branch or a target): status, operations, offline SQL."""
     from rich.markup import escape
-    from rich.padding import Padding
-    from rich.text import Text
 
     plan = report.plan
     if not plan or not plan.pending:
@@ -120,14 +161,12 @@ def _render_plan(report: Report, console: Any) -> None:
         for operation in planned.operations:
             console.print(f"      - {escape(operation)}")
         body = planned.sql if planned.sql is not None else f"-- no offline SQL: {planned.sql_error}"
-        console.print(Padding(Text(body.strip(), style="dim"), (0, 0, 0, 6), expand=False))
+        _block(console, Text(body.strip(), style="dim"), 6)
 
 
 def _render_drift(report: Report, console: Any) -> None:
     from rich.markup import escape
-    from rich.padding import Padding
     from rich.syntax import Syntax
-    from rich.text import Text
 
     drift = report.drift
     if not drift or not drift.has_drift:
@@ -148,12 +187,12 @@ def _render_drift(report: Report, console: Any) -> None:
         if console.is_terminal:
             console.print(Syntax(code, "python", theme="ansi_dark", background_color="default", padding=(0, 4)))
         else:  # plain text in CI logs: no padding to the console width
-            console.print(Padding(Text(code), (0, 0, 0, 4), expand=False))
+            _block(console, Text(code), 4)
 
 
 def _indent(code: str) -> str:
-    lines = [line for line in code.strip("\n").splitlines()]
-    return "\n".join(line if line.startswith("    ") else "    " + line for line in lines)
+    lines = [line.rstrip() for line in code.strip("\n").splitlines()]
+    return "\n".join(line if line.startswith("    ") or not line else "    " + line for line in lines)
 
 
 def _render_walks(report: Report, console: Any) -> None:
@@ -189,8 +228,6 @@ def _render_walks(report: Report, console: Any) -> None:
 
 def _render_findings(report: Report, console: Any) -> None:
     from rich.markup import escape
-    from rich.padding import Padding
-    from rich.text import Text
 
     findings = report.findings
     if not findings:
@@ -209,7 +246,7 @@ def _render_findings(report: Report, console: Any) -> None:
             body.append("fix: ", style="green")
             body.append(f.fix.rstrip() + "\n")
         body.append(f"docs/rules/{f.rule_id}.md", style="dim")
-        console.print(Padding(body, (0, 0, 0, 10), expand=False))
+        _block(console, body, 10)
 
 
 def _render_verdict(report: Report, console: Any) -> None:

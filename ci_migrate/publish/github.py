@@ -18,6 +18,7 @@ import requests
 from github import Auth, Github, GithubException
 from github.Issue import Issue
 from github.IssueComment import IssueComment
+from github.Repository import Repository
 
 from ci_migrate.publish.common import (
     COMMENT_MODES,
@@ -123,7 +124,12 @@ def post_comment(report: Report, *, env: Mapping[str, str], token: str | None, m
     gh = Github(auth=Auth.Token(token), base_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL,
                 per_page=100, lazy=True, user_agent=f"ci-migrate/{__version__}")
     try:
-        issue = gh.get_repo(target.repo).get_issue(target.number)
+        repo = gh.get_repo(target.repo)
+        if target.expected_head is not None:
+            refusal = _unverified(repo, target.number, target.expected_head)
+            if refusal:
+                return [refusal]
+        issue = repo.get_issue(target.number)
         return _Sticky(gh, issue, comment_marker(report.key)).publish(report, mode)
     except GithubException as exc:
         return [_explain(exc, target.number)]
@@ -131,6 +137,29 @@ def post_comment(report: Report, *, env: Mapping[str, str], token: str | None, m
         return [f"Could not reach the GitHub API ({type(exc).__name__}): no PR comment was posted."]
     finally:
         gh.close()
+
+
+def _unverified(repo: Repository, number: int, expected_head: str) -> str | None:
+    """Why PR ``number`` may not get the comment, or None when its head is ``expected_head``.
+
+    ``GET /repos/{owner}/{repo}/pulls/{number}`` → ``head.sha`` (GitHub Docs "REST API endpoints
+    for pull requests"). A ``workflow_run`` job gets the number from a file the pull request's
+    own workflow wrote; a fork can write any number there, so it must name the PR whose head
+    commit is the one the triggering run analysed.
+    """
+    why = (" The number comes from the pr-number file (or --pr-number), which the pull request's own "
+           "workflow writes; a fork can put any number there. No PR comment was posted.")
+    if not expected_head:
+        return (f"Refusing to comment on PR #{number}: the workflow_run event has no head_sha to check the "
+                f"number against.{why}")
+    try:
+        head = repo.get_pull(number).head.sha
+    except GithubException as exc:
+        return f"Refusing to comment on PR #{number}: it cannot be read ({exc.status}).{why}"
+    if head != expected_head:
+        return (f"Refusing to comment on PR #{number}: its head commit {head[:12]} is not the commit the "
+                f"triggering workflow run analysed ({expected_head[:12]}).{why}")
+    return None
 
 
 def _viewer_login(gh: Github) -> str:

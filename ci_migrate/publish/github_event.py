@@ -24,13 +24,17 @@ class Target:
     """Where the comment goes: ``repo`` ``owner/name`` and PR ``number``, or why there is none.
 
     ``skip`` is a sentence for the console when no comment should be attempted; ``fork`` marks a
-    fork PR on ``pull_request`` (read-only token, no secrets).
+    fork PR on ``pull_request`` (read-only token, no secrets). ``expected_head``, when not None,
+    is the commit the PR's head must be at before anything is posted (``workflow_run.head_sha``;
+    ``''`` when the payload lacks it): the number did not come from GitHub but from a file the
+    pull request's own workflow wrote, or from ``--pr-number``.
     """
 
     repo: str | None
     number: int | None
     skip: str | None = None
     fork: bool = False
+    expected_head: str | None = None
 
 
 def load_event(env: Mapping[str, str]) -> dict[str, Any]:
@@ -81,6 +85,8 @@ def comment_target(env: Mapping[str, str], *, pr_number: int | None = None,
     - ``issue_comment``: ``issue.number`` when ``issue.pull_request`` is set;
     - ``workflow_run``: ``workflow_run.pull_requests[0].number``, empty for forks
       (actions/runner#3444), then ``pr_number``, then the ``pr-number`` file beside the report;
+      a number GitHub did not give is only trusted once the PR's head is ``workflow_run.head_sha``
+      (``expected_head``, checked by the publisher: the file comes from the fork's workflow);
     - ``push``, ``merge_group`` and others: no comment.
 
     An explicit ``pr_number`` wins over the payload.
@@ -112,4 +118,10 @@ def comment_target(env: Mapping[str, str], *, pr_number: int | None = None,
         return Target(repo, None, skip="GITHUB_REPOSITORY or the PR number is missing: "
                       "no PR comment.")
     fork = event_name == "pull_request" and is_fork(event)
-    return Target(repo, int(number), fork=fork)
+    expected_head = None
+    if event_name == "workflow_run":
+        run = event.get("workflow_run") or {}
+        given = [pr.get("number") for pr in run.get("pull_requests") or [] if isinstance(pr, dict)]
+        if int(number) not in given:
+            expected_head = str(run.get("head_sha") or "")
+    return Target(repo, int(number), fork=fork, expected_head=expected_head)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TextIO
 
+from ci_migrate.masking import MIN_SECRET_LENGTH
 from ci_migrate.publish.common import locate
 from ci_migrate.report import Finding, Report
 
@@ -39,15 +40,17 @@ def command(name: str, message: str = "", **props: str | int | None) -> str:
 
 
 def register_masks(secrets: Iterable[str], out: TextIO = sys.stdout) -> None:
-    """Write ``::add-mask::<value>`` for each non-empty secret, before anything else is printed.
+    """Write ``::add-mask::<value>`` for each secret, before anything else is printed.
 
     The runner then replaces the value with ``***`` in the log. Multi-line secrets are masked
-    line by line, since the runner matches within lines. Call once per value per job.
+    line by line, since the runner matches within lines; a value (or line) shorter than
+    :data:`~ci_migrate.masking.MIN_SECRET_LENGTH` is left out, as masking it would blank every
+    occurrence of those letters. Pass raw and percent-decoded forms (:func:`~ci_migrate.masking.secret_forms`).
     """
     seen: set[str] = set()
     for secret in secrets:
         for part in (secret or "").splitlines():
-            if part.strip() and part not in seen:
+            if len(part.strip()) >= MIN_SECRET_LENGTH and part not in seen:
                 seen.add(part)
                 out.write(command("add-mask", part) + "\n")
     out.flush()

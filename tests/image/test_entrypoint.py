@@ -164,6 +164,10 @@ def test_secrets_are_tokens_and_url_passwords():
            "DATABASE_URL": "mysql+pymysql://root:hunter2@db/app", "OTHER": "https://example.com/x",
            "NO_PASSWORD": "postgresql://postgres@127.0.0.1/"}
     assert set(ep.secrets(env)) == {"ghs_tok", "p%40ss", "p@ss", "hunter2"}
+    # a raw '@', ':' and '/' in a password: the whole password, never a prefix; nothing under 4 characters
+    env = {"DATABASE_URL": "postgresql://app:p@ss:w/rd@db/prod", "SHORT": "mysql://root:pw@db/x",
+           "INPUT_GITHUB-TOKEN": "ghs_input", "CI_JOB_TOKEN": "glcbt-64x"}
+    assert set(ep.secrets(env)) == {"p@ss:w/rd", "ghs_input", "glcbt-64x"}
 
 
 def test_index_env_maps_pip_settings_to_uv(monkeypatch):

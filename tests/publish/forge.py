@@ -7,7 +7,8 @@ inspect. Behaviour mirrors the documented APIs:
 GitHub (GitHub Docs "REST API endpoints for issue comments", "Using pagination"):
 ``POST /graphql`` (``viewer { login }``), ``GET/POST /repos/{o}/{r}/issues/{n}/comments``
 (``per_page`` default 30, max 100, ``Link`` header), ``PATCH/DELETE
-/repos/{o}/{r}/issues/comments/{id}``; 401 for an unknown token, 403 "Resource not accessible
+/repos/{o}/{r}/issues/comments/{id}``, ``GET /repos/{o}/{r}/pulls/{n}`` (GitHub Docs "REST API
+endpoints for pull requests": ``head.sha``, 404 for an unknown number); 401 for an unknown token, 403 "Resource not accessible
 by integration" for a read-only token, 422 "Body is too long" over ``max_body`` characters.
 
 GitLab (GitLab Docs "Notes API"): ``GET /api/v4/user``, ``GET/POST
@@ -44,13 +45,15 @@ class Token:
 
 @dataclass
 class Forge:
-    """Server state. ``comments`` (GitHub) and ``notes`` (GitLab) are lists of dicts in API shape."""
+    """Server state. ``comments`` (GitHub) and ``notes`` (GitLab) are lists of dicts in API shape;
+    ``pulls`` maps ``(repo, number)`` to the pull request's head commit SHA."""
 
     base: str = ""
     api_prefix: str = ""  # "/api/v3" to play GitHub Enterprise Server in returned URLs
     tokens: dict[str, Token] = field(default_factory=dict)
     comments: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    pulls: dict[tuple[str, int], str] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     max_body: int = 65_536
     _next_id: int = 1000
@@ -225,6 +228,19 @@ def _gh_delete(h: _Handler, forge: Forge, req: Request, token: Token, repo: str,
         h._send(204)
 
 
+def _gh_pull(h: _Handler, forge: Forge, req: Request, token: Token, repo: str, n: str) -> None:
+    sha = forge.pulls.get((repo, int(n)))
+    if sha is None:
+        return h._send(404, {"message": "Not Found",
+                             "documentation_url": "https://docs.github.com/rest/pulls/pulls#get-a-pull-request"})
+    owner = repo.split("/")[0]
+    h._send(200, {"id": 500 + int(n), "number": int(n), "state": "open",
+                  "url": f"{forge.base}{forge.api_prefix}/repos/{repo}/pulls/{n}",
+                  "html_url": f"https://github.test/{repo}/pull/{n}",
+                  "head": {"sha": sha, "ref": "feature", "label": f"{owner}:feature"},
+                  "base": {"sha": "0" * 40, "ref": "main", "label": f"{owner}:main"}})
+
+
 # ---- GitLab handlers
 def _gl_user(h: _Handler, forge: Forge, req: Request, token: Token) -> None:
     h._send(200, {"id": 77, "username": token.login, "name": token.login, "state": "active"})
@@ -284,6 +300,7 @@ _ROUTES = [
     (_REPO + r"/issues/(\d+)/comments", "POST", _gh_create),
     (_REPO + r"/issues/comments/(\d+)", "PATCH", _gh_update),
     (_REPO + r"/issues/comments/(\d+)", "DELETE", _gh_delete),
+    (_REPO + r"/pulls/(\d+)", "GET", _gh_pull),
     (r"/api/v4/user", "GET", _gl_user),
     (_MR, "GET", _gl_list),
     (_MR, "POST", _gl_create),

@@ -69,8 +69,9 @@ def test_publish_on_gitlab(forge: Forge, tmp_path: Path) -> None:
 
 def test_register_masks() -> None:
     out = io.StringIO()
-    register_masks(["s3cret", "", "s3cret", "multi\nline"], out)
-    assert out.getvalue() == "::add-mask::s3cret\n::add-mask::multi\n::add-mask::line\n"
+    register_masks(["s3cret", "", "s3cret", "multi\nline", "p", "abc", "pw\nlonger"], out)
+    assert out.getvalue() == ("::add-mask::s3cret\n::add-mask::multi\n::add-mask::line\n"
+                              "::add-mask::longer\n")
 
 
 def test_escaping_matches_the_toolkit() -> None:

@@ -71,8 +71,9 @@ def test_post_publishes_a_saved_report_without_the_app(tmp_path: Path, forge: Fo
     assert saved.code == 1
     empty = tmp_path / "elsewhere"  # no app, no migrations: post must not need them
     empty.mkdir()
-    env = dict(gh_env, GITHUB_EVENT_NAME="workflow_run",
-               GITHUB_EVENT_PATH=write_event(tmp_path, {"workflow_run": {"pull_requests": []}}))
+    forge.pulls[(REPO, PR)] = "c0ffee" * 6 + "abcd"
+    env = dict(gh_env, GITHUB_EVENT_NAME="workflow_run", GITHUB_EVENT_PATH=write_event(
+        tmp_path, {"workflow_run": {"pull_requests": [], "head_sha": "c0ffee" * 6 + "abcd"}}))
     result = run_cli("post", "--report", str(tmp_path / "report.json"), "--pr-number", str(PR), cwd=empty, env=env)
     assert result.code == 0, result.text
     (comment,) = forge.comments_on(REPO, PR)

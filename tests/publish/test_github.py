@@ -18,6 +18,7 @@ from .conftest import PR, REPO, pr_payload, write_event
 from .forge import Forge, Token
 
 BOT = "github-actions[bot]"
+HEAD = "feedc0ffee00" + "1" * 28  # the commit the triggering workflow run analysed
 
 
 def run(env: dict[str, str], report=None, **kw) -> tuple[list[str], str]:
@@ -139,10 +140,11 @@ def test_issue_comment_on_an_issue(forge: Forge, gh_env: dict[str, str], tmp_pat
 
 def test_workflow_run_uses_its_pull_requests(forge: Forge, gh_env: dict[str, str],
                                              tmp_path: Path) -> None:
-    payload = {"workflow_run": {"pull_requests": [{"number": 9}]}}
+    payload = {"workflow_run": {"pull_requests": [{"number": 9}], "head_sha": HEAD}}
     gh_env.update(GITHUB_EVENT_NAME="workflow_run", GITHUB_EVENT_PATH=write_event(tmp_path, payload))
     run(gh_env)
     assert len(forge.comments_on(REPO, 9)) == 1
+    assert not forge.calls(path="/pulls/"), "a number GitHub gave needs no check"
 
 
 def test_workflow_run_from_a_fork_reads_pr_number_beside_the_report(
@@ -151,10 +153,35 @@ def test_workflow_run_from_a_fork_reads_pr_number_beside_the_report(
     artifact.mkdir()
     (artifact / "report.json").write_text(reports.tutorial_drift().to_json())
     (artifact / "pr-number").write_text("11\n")
-    gh_env.update(GITHUB_EVENT_NAME="workflow_run",
-                  GITHUB_EVENT_PATH=write_event(tmp_path, {"workflow_run": {"pull_requests": []}}))
+    forge.pulls[(REPO, 11)] = HEAD
+    gh_env.update(GITHUB_EVENT_NAME="workflow_run", GITHUB_EVENT_PATH=write_event(
+        tmp_path, {"workflow_run": {"pull_requests": [], "head_sha": HEAD}}))
     run(gh_env, report_path=str(artifact / "report.json"))
     assert len(forge.comments_on(REPO, 11)) == 1
+    assert forge.calls("GET", f"/repos/{REPO}/pulls/11"), "the number was checked against the PR's head"
+
+
+@pytest.mark.parametrize("pr_number, pulls, head_sha, why", [
+    ("1", {1: "0123456789ab" + "c" * 28}, HEAD,
+     "its head commit 0123456789ab is not the commit the triggering workflow run analysed (feedc0ffee00)"),
+    ("7", {}, HEAD, "it cannot be read (404)"),
+    ("11", {11: HEAD}, None, "the workflow_run event has no head_sha to check the number against"),
+])
+def test_workflow_run_refuses_a_pr_number_whose_head_is_not_the_runs(
+        forge: Forge, gh_env: dict[str, str], tmp_path: Path, pr_number, pulls, head_sha, why) -> None:
+    """A fork's workflow writes pr-number: `1` must not put the report on issue #1."""
+    (tmp_path / "report.json").write_text(reports.tutorial_drift().to_json())
+    (tmp_path / "pr-number").write_text(pr_number)
+    forge.pulls.update({(REPO, n): sha for n, sha in pulls.items()})
+    run_ = {"pull_requests": [], **({"head_sha": head_sha} if head_sha else {})}
+    gh_env.update(GITHUB_EVENT_NAME="workflow_run", GITHUB_EVENT_PATH=write_event(tmp_path, {"workflow_run": run_}))
+    notices, _ = run(gh_env, report_path=str(tmp_path / "report.json"))
+    assert notices == [f"Refusing to comment on PR #{pr_number}: {why}. The number comes from the pr-number file (or "
+                       "--pr-number), which the pull request's own workflow writes; a fork can put any number "
+                       "there. No PR comment was posted."]
+    assert forge.comments == [] and not forge.calls("POST") and not forge.calls(path="/comments")
+    notices, _ = run(gh_env, pr_number=int(pr_number))  # --pr-number is checked the same way
+    assert notices[0].startswith(f"Refusing to comment on PR #{pr_number}: ") and forge.comments == []
 
 
 def test_workflow_run_without_any_pr_number(forge: Forge, gh_env: dict[str, str],

@@ -1,0 +1,79 @@
+"""The commented starter ``.ci-migrate.yml`` that ``ci-migrate init`` writes (every key, explained)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ci_migrate.errors import ConfigError
+
+CONFIG_FILENAME = ".ci-migrate.yml"
+
+_STARTER: list[tuple[str, str, bool]] = [  # (one-line explanation, YAML, shown uncommented?)
+    ("Flask app to load, as for FLASK_APP (default: discovered like the `flask` command does).",
+     'app: "myapp:create_app()"', False),
+    ("Migrations directory, relative to this file (default: the one Flask-Migrate is set up with).",
+     "migrations: migrations", False),
+    ("The app's Python (default: $VIRTUAL_ENV, then .venv/ or venv/ here, then the one ci-migrate runs in).",
+     "python: .venv/bin/python", False),
+    ("Time limit for the app's migrations in seconds (default 1200 for check and plan; 0: none).",
+     "timeout: 1200", False),
+    ("Drop sandbox databases that killed runs left on the sandbox server after this long (or off).",
+     "prune-after: 24h", False),
+    ("Scratch database for replaying migrations: sqlite, or a server URL without a password.",
+     "sandbox: sqlite   # or postgresql://ci@localhost:5432/ or mysql+pymysql://root@localhost/", True),
+    ("Environment variable holding the sandbox server's password.",
+     "sandbox-password-env: PGPASSWORD", False),
+    ("Named databases for plan/apply; url-env names the variable holding the URL, lock-wait is in seconds.",
+     "targets:\n  production:\n    url-env: DATABASE_URL\n    lock-wait: 300", False),
+    ("Turn checks on/off or override their severity: on, off, info, warning, error, or {enabled, severity}.",
+     ("checks:\n  roundtrip: off\n  lint: {enabled: true, severity: warning}\n  locks: {scope: all}   # locks/roundtrip: "
+      "pending (default) or all revisions"), False),
+    ("Override one rule's severity: off, info, warning or error.",
+     "rules:\n  CM106: off", False),
+    ("Leave out of the drift check: tables and index/constraint names (globs), autogenerate diff kinds.",
+     'ignore:\n  tables: [spatial_ref_sys, "audit_*"]\n  objects: ["ix_legacy_*"]\n  diff-kinds: [modify_comment]',
+     False),
+    ("Start replay at a revision built from a SQL file (schema: ...) or from db.create_all() (create-all: true).",
+     "baseline:\n  revision: 1a2b3c4d\n  schema: db/schema.sql", False),
+    ("Lowest severity that makes the run fail: error or warning.", "fail-on: error", True),
+    ("Keep the sandbox database after the run, for debugging.", "keep-sandbox: false", False),
+    ("Report format on stdout: console or json.", "format: console", False),
+    ("Also write the JSON report to this file.", "output: ci-migrate-report.json", False),
+    ("Target that plan/apply use when --target is not given.", "target: production", False),
+    ("Base branch whose migrations count as merged (default: the PR's base branch in GitHub/GitLab CI).",
+     "base: origin/main", False),
+    ("PR/MR comment: always (update every run), on-change (only when the body changes) or never.",
+     "comment: always", False),
+    ("Also write JUnit XML, SARIF 2.1.0 and GitLab Code Quality reports to these files.",
+     "junit: ci-migrate-junit.xml\nsarif: ci-migrate.sarif\ncodequality: gl-code-quality-report.json", False),
+]
+
+
+def starter_config(commented: bool = True) -> str:
+    """The commented starter ``.ci-migrate.yml`` written by ``ci-migrate init``.
+
+    Every key appears with a one-line explanation; all but ``sandbox`` and
+    ``fail-on`` (shown with their defaults) are commented out.  ``commented=False``
+    uncomments every example (used by the tests to prove the examples are valid).
+    """
+    lines = ["# ci-migrate configuration — reference: docs/config.md",
+             "# Every key is optional. Relative paths are relative to this file.",
+             "# Each top-level key can also be set with CI_MIGRATE_<KEY> (e.g. CI_MIGRATE_FAIL_ON=warning)",
+             "# or a command-line flag; flags beat environment variables, which beat this file."]
+    for about, snippet, active in _STARTER:
+        lines += ["", f"# {about}"]
+        lines += [line if active or not commented else f"# {line}" for line in snippet.splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def write_starter(path: Path, force: bool = False) -> None:
+    """Write :func:`starter_config` to ``path``. ConfigError if it exists and not ``force``, or cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory — did you mean {path / CONFIG_FILENAME}?")
+    if path.exists() and not force:
+        raise ConfigError(f"{path}: already exists; use --force to overwrite it")
+    try:
+        path.write_text(starter_config(), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc}") from None
