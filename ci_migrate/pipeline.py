@@ -66,6 +66,7 @@ class Context:
     scanned: list[Any] = field(default_factory=list)
     revision_files: dict[str, Path] = field(default_factory=dict)
     versions_dirs: list[Path] = field(default_factory=list)
+    recursive: bool = False  # alembic.ini's recursive_version_locations
     history: History = field(default_factory=History)
     blocked: str | None = None
     production_dialect: str | None = None
@@ -138,6 +139,7 @@ def scan_graph(ctx: Context) -> CheckResult:
     scan = ctx.probe.call("scan")
     ctx.scanned = graph.from_probe(scan["revisions"])
     ctx.versions_dirs = [Path(d) for d in scan.get("versions_dirs") or ()]
+    ctx.recursive = bool(scan.get("recursive"))
     ctx.history = History.from_data(scan.get("history") or {})
     result = graph.analyze(ctx.scanned, ctx.project.root, merge_command=f"{ctx.project.cli} merge")
     result.duration_s = round(time.perf_counter() - started, 3)

@@ -269,3 +269,41 @@ def test_multidb_failure_rolls_back_every_bind_of_the_run(kind, tmp_path):
         assert facts["to_heads"] == {"": [], "audit": []}
         assert state(url)["tables"] in ([], ["alembic_version"]) and state(audit_url)["tables"] == ["audit_log"]
         assert any("multidb" in note and "rolls back" in note for note in report["notes"])
+
+
+@pytest.mark.parametrize("kind", ["postgresql"], indirect=True)
+def test_dry_run_is_the_plan_with_its_risks_and_the_target_rows(kind, tmp_path):
+    """A dry run reviews what it would apply: the risk rules flag the NOT NULL column without a default
+    (CM504, an error: the run fails), and the row counts of the tables it touches come with it."""
+    app_dir = copy_app("risky", tmp_path)
+    write_config(app_dir, "app.py")
+    with target_database(kind) as url:
+        flask_db(app_dir, "app.py", url, "upgrade", "2579b38b2ff9")
+        with session(url) as conn:
+            conn.exec_driver_sql("""INSERT INTO "user" (username, email) VALUES ('ada', 'a@x'), ('grace', 'g@x')""")
+            conn.exec_driver_sql('ANALYZE "user"')
+            conn.commit()
+        result = run_cli("apply", "--target", "production", "--dry-run", "--format", "json", cwd=app_dir,
+                         env={"PROD_URL": url})
+        report = json.loads(result.out)
+        assert result.code == 1, result.text
+        assert [c["name"] for c in report["checks"]][:3] == ["apply", "plan", "lint"]
+        assert "CM504" in rule_ids(report) and report["verdict"] == "failed"
+        facts = apply_facts(report)
+        assert facts["dry_run"] and facts["table_rows"]["user"] == 2
+        assert state(url)["heads"] == ["2579b38b2ff9"]  # nothing written
+
+
+@pytest.mark.parametrize("kind", ["postgresql"], indirect=True)
+def test_nothing_to_apply_still_says_where_the_target_is(kind, tmp_path):
+    app_dir = slow_app(tmp_path)
+    outputs = tmp_path / "outputs"
+    outputs.write_text("")
+    with target_database(kind) as url:
+        flask_db(app_dir, "app.py", url, "upgrade")
+        result, report = apply(app_dir, url, env={"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(outputs)})
+    assert result.code == 0, result.text
+    assert apply_facts(report)["to_heads"] == {"": [SLOW_REVS[-1]]}
+    lines = outputs.read_text().splitlines()
+    found = {line.split("<<", 1)[0]: lines[i + 1] for i, line in enumerate(lines) if "<<" in line}
+    assert found["to"] == found["from"] == SLOW_REVS[-1] and found["applied-count"] == "0"

@@ -153,3 +153,21 @@ def test_target_from_config_or_env_and_none_named(cli, tmp_path):
     assert result.code == 2 and "STAGING_URL" in result.err  # the variable holding the URL is not set
     result = cli("apply", "--target", "stagin", cwd=app_dir)
     assert result.code == 2 and "did you mean 'staging'" in result.err
+
+
+@pytest.mark.parametrize("app_dir", ["tutorial_drift"], indirect=True)
+def test_recursive_version_locations_find_revisions_in_subdirectories(cli, app_dir):
+    """alembic.ini's recursive_version_locations: a revision in versions/2024/ is part of the history
+    (`flask db heads` shows one head), not a missing down_revision."""
+    versions = app_dir / "migrations" / "versions"
+    (versions / "2024").mkdir()
+    head = next(versions.glob("94cb0f560e51_*.py"))
+    head.rename(versions / "2024" / head.name)
+    ini = app_dir / "migrations" / "alembic.ini"
+    ini.write_text(ini.read_text().replace("[alembic]\n", "[alembic]\nrecursive_version_locations = true\n", 1))
+    result = cli("check", "--format", "json", cwd=app_dir)
+    report = json.loads(result.out)
+    graph = next(c for c in report["checks"] if c["name"] == "graph")
+    assert graph["status"] == "passed" and graph["facts"]["heads"] == ["94cb0f560e51"], graph
+    replay = next(c for c in report["checks"] if c["name"] == "replay")
+    assert replay["summary"].startswith("3 revisions applied"), replay["summary"]

@@ -128,3 +128,22 @@ def _head(versions):
             downs.add(down[1])
     (head,) = ids - downs
     return head
+
+
+
+def test_a_failing_second_bind_database_does_not_leave_the_first_one(mysql_server):
+    """MySQL refuses the second bind's database (its name is longer than 64 characters) after the first
+    one was made: closing the sandboxes drops the first one too."""
+    from ci_migrate.errors import DatabaseError
+    from ci_migrate.sandbox import Sandboxes
+    from support import SANDBOX_PREFIX
+
+    sandboxes = Sandboxes(mysql_server, prefix=SANDBOX_PREFIX)
+    try:
+        with pytest.raises(DatabaseError, match="Could not create a sandbox database"):
+            sandboxes.create([None, "a" * 60])
+        made = [n for s in sandboxes.open.values() for n in s.names]
+        assert len(made) == 1 and made[0] in sandbox_databases(mysql_server)
+    finally:
+        sandboxes.close()
+    assert not set(made) & set(sandbox_databases(mysql_server))

@@ -111,14 +111,16 @@ class GitTree:
     def __init__(self, repo: Path, commit: str):
         self.repo, self.commit = repo, commit
 
-    def revisions(self, directories: Sequence[str]) -> dict[str, BaseRevision]:
-        """``{revision id: BaseRevision}`` for the ``.py`` files directly in ``directories``
-        (repository-relative, POSIX), as alembic would find them (no recursion)."""
+    def revisions(self, directories: Sequence[str], recursive: bool = False) -> dict[str, BaseRevision]:
+        """``{revision id: BaseRevision}`` for the ``.py`` files in ``directories`` (repository-relative,
+        POSIX), as alembic would find them: directly in them, or in their subdirectories too with
+        ``recursive`` (alembic.ini's ``recursive_version_locations``; ``__pycache__`` left out)."""
         paths = []
+        flags = ["-r"] if recursive else []
         for directory in directories:
-            out = git(self.repo, "ls-tree", "-z", "--name-only", self.commit, "--", directory.rstrip("/") + "/")
+            out = git(self.repo, "ls-tree", "-z", *flags, "--name-only", self.commit, "--", directory.rstrip("/") + "/")
             paths += [p for p in out.decode("utf-8", "replace").split("\0")
-                      if p and _REVISION_FILE.match(p.rsplit("/", 1)[-1])]
+                      if p and _REVISION_FILE.match(p.rsplit("/", 1)[-1]) and "__pycache__" not in p.split("/")]
         found: dict[str, BaseRevision] = {}
         for path, text in zip(paths, self._read(paths)):
             parsed = parse_revision(text, path) if text is not None else None
