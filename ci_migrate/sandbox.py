@@ -61,30 +61,18 @@ def created_at(name: str, prefix: str) -> _dt.datetime | None:
 
 
 def normalize_url(url: str | Any) -> Any:
-    """Parse a server URL and pick a driver installed here (the host) for plain dialect names.
-
-    ``postgresql://`` (and Heroku's ``postgres://``) → ``postgresql+psycopg`` when psycopg 3 is
-    installed, else ``postgresql+psycopg2``; ``mysql://``/``mariadb://`` → ``+pymysql``. Raises
-    :class:`UsageError` for a URL SQLAlchemy cannot parse.
-    """
-    import importlib.util
-
-    from sqlalchemy.engine import make_url
+    """Parse a server URL and pick a driver installed here (the host) for plain dialect names, as the
+    probe does in the app's environment (:func:`ci_migrate.probe.glue.normalize_url`: psycopg 3 when
+    SQLAlchemy has its dialect, else psycopg2; PyMySQL for MySQL/MariaDB). Raises
+    :class:`UsageError` for a URL SQLAlchemy cannot parse."""
     from sqlalchemy.exc import ArgumentError
 
-    if isinstance(url, str) and url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+    from ci_migrate.probe.glue import normalize_url as normalize
+
     try:
-        parsed = make_url(url)
+        return normalize(url)
     except (ArgumentError, ValueError) as exc:
         raise UsageError(f"Not a database URL: {mask_url(str(url))} ({exc})") from None
-    if parsed.drivername == "postgresql":
-        psycopg3 = importlib.util.find_spec("psycopg") and importlib.util.find_spec(
-            "sqlalchemy.dialects.postgresql.psycopg")
-        parsed = parsed.set(drivername="postgresql+psycopg" if psycopg3 else "postgresql+psycopg2")
-    elif parsed.drivername in ("mysql", "mariadb") and importlib.util.find_spec("pymysql"):
-        parsed = parsed.set(drivername=f"{parsed.drivername}+pymysql")
-    return parsed
 
 
 def url_text(url: Any) -> str:
