@@ -92,7 +92,7 @@ def test_clean_linear_history(versions: Path) -> None:
     write_rev(versions, C, B, "add post.summary", name="a_summary.py")
     result = check(versions)
     assert result.findings == [] and result.status == "passed"
-    assert result.summary == "1 head, 3 revisions"
+    assert result.summary == f"1 head {C}, 3 revisions"
     facts = result.facts
     assert [r.revision for r in facts.revisions] == [A, B, C]
     assert facts.revisions[0].file == "migrations/versions/c_initial.py"
@@ -283,7 +283,7 @@ def test_branch_label_merge_and_depends_on_are_valid(versions: Path) -> None:
     write_rev(versions, D, (B, C), "merge post and tag")
     write_rev(versions, E, D, "add post.tags", depends=("blog", C))  # a branch label as dependency
     result = check(versions)
-    assert result.findings == [] and result.summary == "1 head, 5 revisions"
+    assert result.findings == [] and result.summary == f"1 head {E}, 5 revisions"
     facts = result.facts
     assert [r.revision for r in facts.revisions] == [A, B, C, D, E]
     assert facts.revisions[1].branch_labels == ["blog"] and facts.revisions[4].depends_on == ["blog", C]
@@ -336,7 +336,7 @@ def test_five_hundred_revisions(versions: Path) -> None:
         write_rev(versions, rid, ids[i - 1] if i else None, f"step {i}", name=f"{499 - i:03d}_{rid}.py")
     scanned = scan_revision_files([versions])
     result = analyze(scanned, versions.parent.parent)
-    assert result.findings == [] and result.summary == "1 head, 500 revisions"
+    assert result.findings == [] and result.summary == f"1 head {ids[-1]}, 500 revisions"
     assert [r.revision for r in result.facts.revisions] == ids
     # the same chain closed into one big loop, and split into two heads
     looped = [replace(s, down_revisions=(ids[-1],)) if s.revision == ids[0] else s for s in scanned]

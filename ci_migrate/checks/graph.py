@@ -291,8 +291,9 @@ def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str
         summary = f"{_count(len(findings), 'problem')} in {_count(len(revisions), 'revision file')}"
     elif len(heads) > 1:
         summary = f"{len(heads)} heads: " + ", ".join(f"{h} ({judge.message(h)})" for h in heads)
-    else:
-        summary = f"{_count(len(heads), 'head')}, {_count(len(facts.revisions), 'revision')}"
+    else:  # "1 head ce7400aef8c6, 3 revisions"
+        named = "".join(f" {h}" for h in heads)
+        summary = f"{_count(len(heads), 'head')}{named}, {_count(len(facts.revisions), 'revision')}"
     return CheckResult(name="graph", status=CheckResult.status_for(findings), summary=summary,
                        findings=findings, facts=facts)
 
