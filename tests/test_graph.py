@@ -254,15 +254,36 @@ def test_error_raised_in_a_function_called_at_import(versions: Path) -> None:
     assert (scanned.error, scanned.error_line) == ("ValueError: bad", 11)
 
 
-def test_empty_message_is_a_warning(versions: Path) -> None:
-    write_rev(versions, A, None, "initial tables")
+def test_empty_message_of_a_pending_revision_is_a_warning(versions: Path) -> None:
+    write_rev(versions, A, None, "empty message")  # history: not this pull request's doing
     path = write_rev(versions, B, A, "empty message")
-    result = check(versions)
+    result = check(versions, pending={B})
     assert rules(result) == ["CM106"] and result.status == "warning"
     finding = result.findings[0]
     assert (finding.severity, finding.file, finding.line, finding.revision) == (
         "warning", f"migrations/versions/{path.name}", 1, B)
     assert result.summary == "1 problem in 2 revision files"
+    assert check(versions, pending={A}).findings[0].revision == A
+    assert check(versions, pending=set()).findings == []
+
+
+def test_empty_messages_of_the_history_are_one_info_line(versions: Path) -> None:
+    """A full run (no base) on a long history: the old default messages are counted, not listed as
+    41 warnings that drown what matters."""
+    ids = [f"{i:012x}" for i in range(1, 51)]
+    for i, rid in enumerate(ids):
+        write_rev(versions, rid, ids[i - 1] if i else None, "empty message" if i % 5 else f"step {i}")
+    result = check(versions)
+    assert rules(result) == ["CM106"] and result.status == "passed"
+    (finding,) = result.findings
+    assert finding.severity == "info" and finding.file is None and finding.revision is None
+    assert finding.title == "40 revisions keep Flask-Migrate's default message \"empty message\""
+    assert finding.details["revisions"] == [r for i, r in enumerate(ids) if i % 5]
+    assert f"  {ids[1]}  migrations/versions/{ids[1]}_empty_message.py  empty message" in finding.message
+    assert finding.message.count("_empty_message.py") == 10 and "… and 30 more" in finding.message
+    assert result.summary == f"1 head {ids[-1]}, 50 revisions"  # an info line is not a problem
+    write_rev(versions, ids[1], ids[0], "add post table", name=f"{ids[1]}_empty_message.py")
+    assert check(versions).findings[0].title.startswith("39 revisions keep")
 
 
 def test_non_revision_file(versions: Path) -> None:
@@ -406,8 +427,8 @@ def test_fixture_apps(app_dir: Path, expected_rules: list[str], heads: list[str]
         assert (facts.branch_points, facts.merge_points) == (["79b5d62ab0c0"], ["b87443993f56"])
         with app.app_context():  # 304ba709f5ab uses current_app at import, for alembic too
             assert same_as_alembic(result, app_dir / "migrations" / "versions")
-    elif app_dir.name == "empty_message":
-        assert (finding.file, finding.line) == (f"{v}f8a3c1278c97_.py", 1)
+    elif app_dir.name == "empty_message":  # a full run: one info line for the history
+        assert (finding.severity, finding.details["revisions"]) == ("info", ["f8a3c1278c97"])
 
 
 @pytest.mark.parametrize("app_dir", ["branch_merge"], indirect=True)

@@ -16,7 +16,7 @@ import re
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Collection, Iterator, Sequence
 
 from alembic.util import load_python_file, to_tuple
 
@@ -31,6 +31,9 @@ except ImportError:  # pragma: no cover - private name moved
 DEFAULT_MESSAGE = "empty message"  # alembic's generate_revision() default; `flask db migrate` w/o -m
 SEVERITY = {"CM101": "error", "CM102": "error", "CM103": "error", "CM104": "error",
             "CM105": "error", "CM106": "warning", "CM107": "error"}
+# Rules on how one revision is written, not on whether the history works: they judge the revisions a
+# pull request adds; on a full run the old ones are one info line per rule (rule id → what they share).
+STYLE_RULES = {"CM106": f"Flask-Migrate's default message \"{DEFAULT_MESSAGE}\""}
 # A literal `revision = '…'` / `down_revision = (…)` line, for files that failed to import.
 _LITERAL = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*(?:#.*)?$", re.M)
 
@@ -126,7 +129,8 @@ def _recover(rev: ScannedRevision) -> ScannedRevision:
 # --------------------------------------------------------------------------- judging
 
 
-def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str = "flask db merge") -> CheckResult:
+def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str = "flask db merge",
+            pending: Collection[str] | None = None) -> CheckResult:
     """Judge the revision graph of ``revisions`` (as :func:`scan_revision_files` returns them).
 
     Returns ``CheckResult(name='graph', facts=GraphFacts(...), findings=[...])``: findings CM101–CM107
@@ -136,6 +140,10 @@ def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str
     Heads of a graph with missing parents come from the files that did load. ``root`` is the
     repository root every ``file`` is made relative to (POSIX); ``merge_command`` is how the app's
     CLI spells ``flask db merge`` (e.g. ``flask database merge``). Never raises for a bad history.
+
+    ``pending`` is the set of revision ids the pull request adds (or a target lacks): style rules
+    (:data:`STYLE_RULES`, e.g. CM106) then judge only those. ``None`` means a full run with no base:
+    each style rule becomes one info finding that counts the revisions it concerns.
     """
     revisions = [_recover(r) if r.error else r for r in revisions]
     graph = RevisionGraph(revisions)
@@ -145,7 +153,8 @@ def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str
     judge = _Judge(Path(root).absolute(), graph, merge_command)
     findings = sorted(
         [*judge.heads(branches), *judge.missing(heads), *judge.duplicates(), *judge.cycles(),
-         *judge.import_failures(revisions), *judge.default_messages(ranked), *judge.non_revisions(revisions)],
+         *judge.import_failures(revisions), *judge.non_revisions(revisions),
+         *judge.style(list(judge.default_messages(ranked)), pending)],
         key=lambda f: f.rule_id)
     facts = GraphFacts(
         revisions=[RevisionInfo(revision=rid, down_revisions=list(f.down_revisions), message=f.message,
@@ -158,8 +167,9 @@ def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str
         merge_points=[r for r in ranked if len({d for f in graph.files[r] for d in f.down_revisions}) > 1],
         head_branches=branches,
     )
-    if any(f.rule_id != "CM101" for f in findings):
-        summary = f"{_count(len(findings), 'problem')} in {_count(len(revisions), 'revision file')}"
+    problems = [f for f in findings if f.severity != "info"]
+    if any(f.rule_id != "CM101" for f in problems):
+        summary = f"{_count(len(problems), 'problem')} in {_count(len(revisions), 'revision file')}"
     elif len(heads) > 1:
         summary = f"{len(heads)} heads: " + ", ".join(f"{h} ({judge.message(h)})" for h in heads)
     else:  # "1 head ce7400aef8c6, 3 revisions"
@@ -284,6 +294,27 @@ class _Judge:
                    f"revision does (e.g. \"add user.bio\"); next time run `{self.cli} migrate -m \"…\"`.")
             yield self.finding("CM106", f"{rev.revision} has the default message \"{DEFAULT_MESSAGE}\"",
                                     text, fix, rev, _line_of(rev.path, re.escape(DEFAULT_MESSAGE)))
+
+    def style(self, found: list[Finding], pending: Collection[str] | None) -> list[Finding]:
+        """Style findings of the ``pending`` revisions; on a full run (None) one info finding per rule."""
+        if pending is not None:
+            return [f for f in found if f.revision in pending]
+        summaries = []
+        for rule, trait in STYLE_RULES.items():
+            if not (hits := [f for f in found if f.rule_id == rule]):
+                continue
+            n = len(hits)
+            listed = "\n".join(self.describe(f.revision) for f in hits[:10] if f.revision)
+            more = f"\n  … and {n - 10} more" if n > 10 else ""
+            text = (f"{_count(n, 'revision')} of the history {'has' if n == 1 else 'have'} {trait}:\n{listed}{more}\n"
+                    "These are history: a pull request run (`--base`, automatic in "
+                    "GitHub and GitLab pull requests) judges only the revisions it adds.")
+            summaries.append(Finding(
+                check="graph", rule_id=rule, severity="info", message=text,
+                details={"revisions": [f.revision for f in hits]},
+                title=f"{_count(n, 'revision')} {'keeps' if n == 1 else 'keep'} {trait}",
+                fix=f"Nothing to do for old revisions; `rules: {{{rule}: off}}` hides this line."))
+        return summaries
 
     def non_revisions(self, revisions: list[ScannedRevision]) -> Iterator[Finding]:
         for rev in (r for r in revisions if r.revision is None and not r.error):
