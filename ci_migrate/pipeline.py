@@ -81,10 +81,17 @@ def production_dialect(settings: Any, project: Any, env: Mapping[str, str]) -> t
 
 
 def apply_overrides(result: CheckResult, settings: Any) -> CheckResult:
-    """Apply per-check and per-rule severities from the config; drop findings set to ``off``."""
+    """Apply per-check and per-rule severities from the config; drop findings set to ``off``.
+
+    A finding silenced inline (``# ci-migrate: ignore[…]``) stays at info whatever severity is set.
+    """
+    from ci_migrate.checks.suppress import is_silenced
+
     kept = []
     for finding in result.findings:
         severity = settings.severity_for(result.name, finding.rule_id, finding.severity)
+        if severity is not None and is_silenced(finding):
+            severity = "info"
         if severity is not None:
             kept.append(finding.model_copy(update={"severity": severity}))
     result.findings = kept

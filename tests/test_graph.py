@@ -265,6 +265,10 @@ def test_empty_message_of_a_pending_revision_is_a_warning(versions: Path) -> Non
     assert result.summary == "1 problem in 2 revision files"
     assert check(versions, pending={A}).findings[0].revision == A
     assert check(versions, pending=set()).findings == []
+    silence = "ci-migrate: ignore[CM106] see CHANGELOG 4.2\nRevision ID:"
+    path.write_text(path.read_text().replace("Revision ID:", silence))
+    (silenced,) = check(versions, pending={B}).findings
+    assert silenced.severity == "info" and silenced.title.endswith("silenced inline: see CHANGELOG 4.2")
 
 
 def test_empty_messages_of_the_history_are_one_info_line(versions: Path) -> None:

@@ -25,3 +25,11 @@ def test_every_rule_has_a_doc_page():
 def test_every_doc_page_starts_with_its_id():
     for page in (ROOT / "docs" / "rules").glob("CM*.md"):
         assert page.read_text(encoding="utf-8").startswith(f"# {page.stem} — "), page.name
+
+
+def test_the_rule_id_registry_lists_every_documented_rule():
+    """``ci_migrate.rule_ids.RULE_IDS`` (what an inline ``ignore[…]`` may name) is the set of rule pages."""
+    from ci_migrate.rule_ids import RULE_IDS
+
+    pages = {page.stem for page in (ROOT / "docs" / "rules").glob("CM*.md")}
+    assert RULE_IDS == pages

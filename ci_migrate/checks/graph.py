@@ -21,6 +21,7 @@ from typing import Collection, Iterator, Sequence
 from alembic.util import load_python_file, to_tuple
 
 from ci_migrate.checks.revision_graph import RevisionGraph
+from ci_migrate.checks.suppress import silence
 from ci_migrate.report import CheckResult, Finding, GraphFacts, HeadBranch, RevisionInfo
 
 try:  # alembic's own filename rule for revision files (ScriptDirectory, sourceless=False)
@@ -156,6 +157,7 @@ def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str
          *judge.import_failures(revisions), *judge.non_revisions(revisions),
          *judge.style(list(judge.default_messages(ranked)), pending)],
         key=lambda f: f.rule_id)
+    findings, _ = silence(findings, lambda f: judge.root / f.file if f.file else None)  # ignore[CM106] comments
     facts = GraphFacts(
         revisions=[RevisionInfo(revision=rid, down_revisions=list(f.down_revisions), message=f.message,
                                 file=judge.rel(f.path), branch_labels=list(f.branch_labels),

@@ -205,16 +205,10 @@ class Origins:
 
 def ignored_inline(path: Path | None, line: int | None, rule_id: str) -> bool:
     """True when ``# ci-migrate: ignore[RULE] reason`` in the revision file silences ``rule_id`` on ``line``
-    (or the whole revision), with the lint check's rules (:func:`ci_migrate.checks.lint.suppressions`)."""
-    from ci_migrate.checks.lint import suppressions
+    (or the whole revision), by the rules of :mod:`ci_migrate.checks.suppress`."""
+    from ci_migrate.checks import suppress
 
-    if path is None:
-        return False
-    try:
-        whole, by_line = suppressions(Path(path).read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return False
-    return rule_id in whole or (line is not None and rule_id in by_line.get(line, {}))
+    return suppress.read(path).find(rule_id, line) is not None
 
 
 def def_line(path: Path | None, name: str) -> int | None:
