@@ -154,6 +154,33 @@ class Ignore(_Model):
     tables: list[str] = []
     objects: list[str] = []
     diff_kinds: list[DiffKind] = []
+    known_tables: bool | dict[str, bool | str] = True
+
+    @field_validator("known_tables", mode="before")
+    @classmethod
+    def _known_tables(cls, value: Any) -> Any:
+        """``true``/``false``, or ``{table: off | on | "reason"}``: off hides a catalog entry
+        (checks/known_tables.yaml), a reason adds a table of the app's own."""
+        from ci_migrate.checks.known_tables import catalog, entry_named
+
+        words = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
+        if isinstance(value, str) and value.strip().lower() in words:
+            return words[value.strip().lower()]
+        if not isinstance(value, (dict, bool)):
+            raise custom("known_tables", "must be on, off or a mapping {table: off | \"reason\"} "
+                                         f"(got {show(value)})")
+        if isinstance(value, bool):
+            return value
+        out = {}
+        for name, setting in value.items():
+            setting = words.get(setting.strip().lower(), setting) if isinstance(setting, str) else setting
+            if isinstance(setting, bool) and entry_named(str(name)) is None:
+                names = [e.name for e in catalog()]
+                raise custom("known_table", f"{show(name)} is not a known table{did_you_mean(name, names)} "
+                                            f"(known: {', '.join(names)}); to add a table of your own, give "
+                                            "the reason it is made outside migrations as the value")
+            out[name] = setting
+        return out
 
     def table_ignored(self, name: str, schema: str | None = None) -> bool:
         """True if table ``name`` (in ``schema``, None = default) matches a ``tables`` glob.

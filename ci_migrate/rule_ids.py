@@ -11,7 +11,7 @@ RULE_IDS: frozenset[str] = frozenset({
     # replay
     "CM201", "CM202", "CM203", "CM204",
     # drift
-    "CM301", "CM302",
+    "CM301", "CM302", "CM303",
     # plan
     "CM401", "CM402", "CM403", "CM404", "CM405", "CM406",
     # lint (CM520: squawk)

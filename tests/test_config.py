@@ -530,3 +530,18 @@ def test_write_starter_refuses_to_overwrite(tmp_path):
     assert path.read_text() == "app: mine\n"
     write_starter(path, force=True)
     assert path.read_text() == starter_config()
+
+
+def test_known_tables_setting(tmp_path):
+    """ignore.known-tables: on (default), off, or per table: off hides a catalog entry, a reason adds one."""
+    assert load(cwd=tmp_path, env={}).ignore.known_tables is True
+    write(tmp_path, 'ignore:\n  known-tables: {spatial_ref_sys: off, "topology.layer": "on", jobs: made by cron}\n')
+    assert load(cwd=tmp_path, env={}).ignore.known_tables == {
+        "spatial_ref_sys": False, "topology.layer": True, "jobs": "made by cron"}
+    assert load(cwd=tmp_path, env={"CI_MIGRATE_IGNORE": "{known-tables: off}"}).ignore.known_tables is False
+    assert errors(tmp_path, "ignore:\n  known-tables:\n    sesions: off\n").startswith(
+        ".ci-migrate.yml:2:3: ignore.known-tables: 'sesions' is not a known table — did you mean 'sessions'? "
+        "(known: sessions, flask_sessions, apscheduler_jobs,")
+    assert errors(tmp_path, "ignore:\n  known-tables: [sessions]\n") == (
+        ".ci-migrate.yml:2:3: ignore.known-tables: must be on, off or a mapping {table: off | \"reason\"} "
+        "(got a list)")
