@@ -72,7 +72,15 @@ def _number_to_str(value: Any) -> Any:
     return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
+def _extension_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]*", value):
+        raise custom("extension_name", "must be a PostgreSQL extension name such as pg_trgm, citext or uuid-ossp "
+                                       f"(got {show(value)})")
+    return value
+
+
 EnvName = Annotated[str, AfterValidator(_env_name)]
+ExtensionName = Annotated[str, AfterValidator(_extension_name)]
 CheckName = Annotated[str, one_of("check_name", CHECK_NAMES, "check")]
 DiffKind = Annotated[str, one_of("diff_kind", DIFF_KINDS, "diff kind")]
 RuleId = Annotated[str, AfterValidator(_rule_id)]
@@ -200,10 +208,15 @@ class Ignore(_Model):
 
 
 class Baseline(_Model):
-    """Where replay starts: ``revision`` plus exactly one of ``schema_file`` (SQL file) or ``create_all``."""
+    """Where replay starts: exactly one of ``schema_file`` (SQL file) or ``create_all``, and ``revision``.
 
-    revision: Annotated[str, BeforeValidator(_number_to_str)] = Field(
-        min_length=1, description="the revision whose schema the SQL file (or create_all()) produces")
+    ``revision`` is required with a schema file; with ``create_all`` it may be left out (None): the
+    models' schema is then taken as that of the heads (a full run) or of the base branch's heads (a
+    pull request run).
+    """
+
+    revision: Annotated[str | None, BeforeValidator(_number_to_str)] = Field(
+        None, min_length=1, description="the revision whose schema the SQL file (or create_all()) produces")
     schema_file: str | None = Field(None, alias="schema")
     create_all: bool = False
 
@@ -222,6 +235,9 @@ class Baseline(_Model):
         if self.schema_file is None and not self.create_all:
             raise custom("baseline_start", "needs 'schema: <SQL file>' or 'create-all: true' to say how the "
                                            "database at that revision is built")
+        if self.schema_file is not None and self.revision is None:
+            raise custom("baseline_revision", "a schema file needs 'revision: <id>', the revision the file's schema "
+                                              "corresponds to (the sandbox is stamped there)")
         return self
 
 
@@ -237,6 +253,7 @@ class _Keys(_Model):
     rules: dict[RuleId, Annotated[RuleLevel, BeforeValidator(_rule_level)]] = {}
     ignore: Ignore = Field(default_factory=Ignore)
     baseline: Baseline | None = None
+    extensions: list[ExtensionName] = []
     fail_on: Literal["error", "warning"] = "error"
     keep_sandbox: bool = False
     format: Literal["console", "json"] = "console"
@@ -444,6 +461,8 @@ _STARTER: list[tuple[str, str, bool]] = [  # (one-line explanation, YAML, shown 
      False),
     ("Start replay at a revision built from a SQL file (schema: ...) or from db.create_all() (create-all: true).",
      "baseline:\n  revision: 1a2b3c4d\n  schema: db/schema.sql", False),
+    ("PostgreSQL extensions to create in the sandbox before anything else (ignored on other sandboxes).",
+     "extensions: [pg_trgm, citext]", False),
     ("Lowest severity that makes the run fail: error or warning.", "fail-on: error", True),
     ("Keep the sandbox database after the run, for debugging.", "keep-sandbox: false", False),
     ("Report format on stdout: console or json.", "format: console", False),
