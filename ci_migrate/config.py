@@ -89,7 +89,15 @@ def _number_to_str(value: Any) -> Any:
     return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
+def _extension_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]*", value):
+        raise custom("extension_name", "must be a PostgreSQL extension name such as pg_trgm, citext or uuid-ossp "
+                                       f"(got {show(value)})")
+    return value
+
+
 EnvName = Annotated[str, AfterValidator(_env_name)]
+ExtensionName = Annotated[str, AfterValidator(_extension_name)]
 CheckName = Annotated[str, one_of("check_name", CHECK_NAMES, "check")]
 DiffKind = Annotated[str, one_of("diff_kind", DIFF_KINDS, "diff kind")]
 RuleId = Annotated[str, _checked("rule_id", rule_problem)]
@@ -172,6 +180,33 @@ class Ignore(_Model):
     tables: list[str] = []
     objects: list[str] = []
     diff_kinds: list[DiffKind] = []
+    known_tables: bool | dict[str, bool | str] = True
+
+    @field_validator("known_tables", mode="before")
+    @classmethod
+    def _known_tables(cls, value: Any) -> Any:
+        """``true``/``false``, or ``{table: off | on | "reason"}``: off hides a catalog entry
+        (checks/known_tables.yaml), a reason adds a table of the app's own."""
+        from ci_migrate.checks.known_tables import catalog, entry_named
+
+        words = {"on": True, "true": True, "yes": True, "off": False, "false": False, "no": False}
+        if isinstance(value, str) and value.strip().lower() in words:
+            return words[value.strip().lower()]
+        if not isinstance(value, (dict, bool)):
+            raise custom("known_tables", "must be on, off or a mapping {table: off | \"reason\"} "
+                                         f"(got {show(value)})")
+        if isinstance(value, bool):
+            return value
+        out = {}
+        for name, setting in value.items():
+            setting = words.get(setting.strip().lower(), setting) if isinstance(setting, str) else setting
+            if isinstance(setting, bool) and entry_named(str(name)) is None:
+                names = [e.name for e in catalog()]
+                raise custom("known_table", f"{show(name)} is not a known table{did_you_mean(name, names)} "
+                                            f"(known: {', '.join(names)}); to add a table of your own, give "
+                                            "the reason it is made outside migrations as the value")
+            out[name] = setting
+        return out
 
     def table_ignored(self, name: str, schema: str | None = None) -> bool:
         """True if table ``name`` (in ``schema``, None = default) matches a ``tables`` glob.
@@ -191,10 +226,15 @@ class Ignore(_Model):
 
 
 class Baseline(_Model):
-    """Where replay starts: ``revision`` plus exactly one of ``schema_file`` (SQL file) or ``create_all``."""
+    """Where replay starts: exactly one of ``schema_file`` (SQL file) or ``create_all``, and ``revision``.
 
-    revision: Annotated[str, BeforeValidator(_number_to_str)] = Field(
-        min_length=1, description="the revision whose schema the SQL file (or create_all()) produces")
+    ``revision`` is required with a schema file; with ``create_all`` it may be left out (None): the
+    models' schema is then taken as that of the heads (a full run) or of the base branch's heads (a
+    pull request run).
+    """
+
+    revision: Annotated[str | None, BeforeValidator(_number_to_str)] = Field(
+        None, min_length=1, description="the revision whose schema the SQL file (or create_all()) produces")
     schema_file: str | None = Field(None, alias="schema")
     create_all: bool = False
 
@@ -213,6 +253,9 @@ class Baseline(_Model):
         if self.schema_file is None and not self.create_all:
             raise custom("baseline_start", "needs 'schema: <SQL file>' or 'create-all: true' to say how the "
                                            "database at that revision is built")
+        if self.schema_file is not None and self.revision is None:
+            raise custom("baseline_revision", "a schema file needs 'revision: <id>', the revision the file's schema "
+                                              "corresponds to (the sandbox is stamped there)")
         return self
 
 
@@ -231,6 +274,7 @@ class _Keys(_Model):
     rules: dict[RuleId, Annotated[RuleLevel, BeforeValidator(_rule_level)]] = {}
     ignore: Ignore = Field(default_factory=Ignore)
     baseline: Baseline | None = None
+    extensions: list[ExtensionName] = []
     fail_on: Literal["error", "warning"] = "error"
     keep_sandbox: bool = False
     format: Literal["console", "json"] = "console"

@@ -35,6 +35,8 @@ _STARTER: list[tuple[str, str, bool]] = [  # (one-line explanation, YAML, shown 
      False),
     ("Start replay at a revision built from a SQL file (schema: ...) or from db.create_all() (create-all: true).",
      "baseline:\n  revision: 1a2b3c4d\n  schema: db/schema.sql", False),
+    ("PostgreSQL extensions to create in the sandbox before anything else (ignored on other sandboxes).",
+     "extensions: [pg_trgm, citext]", False),
     ("Lowest severity that makes the run fail: error or warning.", "fail-on: error", True),
     ("Keep the sandbox database after the run, for debugging.", "keep-sandbox: false", False),
     ("Report format on stdout: console or json.", "format: console", False),

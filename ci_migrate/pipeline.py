@@ -17,6 +17,7 @@ it are skipped: a run without a verdict is never a pass.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import time
@@ -114,10 +115,17 @@ def production_dialect(settings: Any, project: ProjectFacts, env: Mapping[str, s
 
 
 def apply_overrides(result: CheckResult, settings: Any) -> CheckResult:
-    """Apply per-check and per-rule severities from the config; drop findings set to ``off``."""
+    """Apply per-check and per-rule severities from the config; drop findings set to ``off``.
+
+    A finding silenced inline (``# ci-migrate: ignore[…]``) stays at info whatever severity is set.
+    """
+    from ci_migrate.checks.suppress import is_silenced
+
     kept = []
     for finding in result.findings:
         severity = settings.severity_for(result.name, finding.rule_id, finding.severity)
+        if severity is not None and is_silenced(finding):
+            severity = "info"
         if severity is not None:
             kept.append(finding.model_copy(update={"severity": severity}))
     result.findings = kept
@@ -142,7 +150,7 @@ def scan_graph(ctx: Context) -> CheckResult:
     ctx.recursive = bool(scan.get("recursive"))
     ctx.history = History.from_data(scan.get("history") or {})
     result = graph.analyze(ctx.scanned, ctx.project.root, merge_command=f"{ctx.project.cli} merge")
-    result.duration_s = round(time.perf_counter() - started, 3)
+    result.duration_s = ctx.data["graph_s"] = round(time.perf_counter() - started, 3)
     ctx.revision_files = {s.revision: s.path for s in ctx.scanned if s.revision}
     bad = sorted({f.rule_id for f in result.findings if f.rule_id in BLOCKING_GRAPH_RULES})
     if bad:
@@ -212,6 +220,33 @@ def refused_urls(settings: Any, env: Mapping[str, str]) -> list[Any]:
     return refuse
 
 
+def _create_all_baseline(ctx: Context, stack: contextlib.ExitStack) -> None:
+    """``baseline: {create-all: true}`` without a revision: on a pull request, every sandbox is built
+    from the base branch's models (:mod:`ci_migrate.base_models`) and the pull request's revisions run
+    on it; on a full run the sandbox is the models' ``create_all()`` stamped at head — say what that
+    leaves unchecked."""
+    from ci_migrate.base_models import base_models
+
+    baseline = ctx.settings.baseline
+    if baseline is None or not baseline.create_all or baseline.revision:
+        return
+    pending = ctx.pending
+    if pending is not None and pending.base_commit and not pending.unavailable:
+        ctx.runtime.base_models = stack.enter_context(
+            base_models(ctx.settings, ctx.runtime, pending.repo, pending.base_commit, pending.current))
+        ctx.report.notes.append(
+            f"Baseline create-all: each sandbox was built with create_all() from the models of {pending.base_ref} "
+            f"and stamped at its head{'s' if len(pending.current) != 1 else ''} {', '.join(pending.current)}; the "
+            "revisions this pull request adds ran on it.")
+        return
+    heads = ", ".join(ctx.history.heads)
+    ctx.report.notes.append(
+        f"Baseline create-all without a revision: the sandbox is the models' create_all() stamped at head {heads}. "
+        "No revision was replayed, linted against a real schema, lock-traced or round-tripped, and drift compares "
+        "the models with themselves. On a pull request (a base branch known), the sandbox is built from the base "
+        "branch's models and the pull request's revisions run on it.")
+
+
 def new_report(runtime: Any, settings: Any, command: str) -> Report:
     """A Report with the run's app, migrations directory and interpreter filled in."""
     project = runtime.project
@@ -269,7 +304,8 @@ def run_check(
         ctx = Context(settings=settings, runtime=runtime, report=report, env=env, options=options, progress=progress)
         holder["ctx"] = ctx
         ctx.production_dialect, ctx.production_source = production_dialect(settings, runtime.project, env)
-        _run_checks(ctx, names, needs_db)
+        with contextlib.ExitStack() as stack:
+            _run_checks(ctx, names, needs_db, stack)
         if runtime.sandboxes is not None and runtime._main is not None:
             main = runtime._main
             report.sandbox = SandboxInfo(dialect=main.dialect, url=main.display_url, kept=settings.keep_sandbox)
@@ -278,14 +314,21 @@ def run_check(
     return report
 
 
-def _run_checks(ctx: Context, names: list[str], needs_db: list[str]) -> None:
+def _run_checks(ctx: Context, names: list[str], needs_db: list[str], stack: contextlib.ExitStack) -> None:
+    from ci_migrate.checks import graph as graph_check
     from ci_migrate.checks import pending
 
     graph = scan_graph(ctx)
-    if "graph" in names:
-        ctx.report.checks.append(apply_overrides(graph, ctx.settings))
     if any(n in names for n in ("plan", "lint", "locks", "roundtrip", "replay")):
         pending.prepare(ctx)
+    if ctx.pending is not None and not ctx.pending.unavailable:  # style rules judge the PR's revisions only
+        graph = graph_check.analyze(ctx.scanned, ctx.project.root, merge_command=f"{ctx.project.cli} merge",
+                                    pending=set(ctx.pending.revisions))
+        graph.duration_s = ctx.data.get("graph_s", 0.0)
+    if "graph" in names:
+        ctx.report.checks.append(apply_overrides(graph, ctx.settings))
+    if needs_db and not ctx.blocked:
+        _create_all_baseline(ctx, stack)
     if needs_db and "replay" not in names and not ctx.blocked:
         names = [n for n in names if n != "replay"]
         names.insert(names.index(needs_db[0]), "replay")  # later checks need the sandbox at heads

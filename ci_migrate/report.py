@@ -144,6 +144,8 @@ class BindDrift(_Model):
     downgrade_code: str = ""
     imports: list[str] = Field(default_factory=list)
     ignored: int = 0
+    # drift on tables a library creates outside migrations (CM303, checks/known_tables.yaml); not in `tables`
+    known_tables: list[TableDiff] = Field(default_factory=list)
 
 
 class DriftFacts(_Model):

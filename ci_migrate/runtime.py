@@ -31,7 +31,9 @@ class Runtime:
     interpreter: Interpreter
     project: ProjectFacts
     sandboxes: Sandboxes | None
+    settings: Any = None
     notices: list[str] = field(default_factory=list)
+    base_models: Any = None  # BaseModels: build every sandbox from the base branch's models
     _first: Any = None  # Future of the first sandbox
     _main: Sandbox | None = None
 
@@ -43,14 +45,38 @@ class Runtime:
             self._first = None
             if first is None:
                 first = self.sandboxes.create(self.project.bind_keys)
-            self._main = self.sandboxes.extend(first, self.project.bind_keys)
+            self._main = self.prepared(self.sandboxes.extend(first, self.project.bind_keys))
             self.probe.call("sandbox", **self._main.message())
         return self._main
 
     def fresh_sandbox(self, binds: list[str]) -> dict[str, Any]:
         """A new sandbox for the probe's ``need_sandbox`` (the round trip, the lock trace)."""
         assert self.sandboxes is not None
-        return self.sandboxes.create([b or None for b in binds]).message()
+        return self.prepared(self.sandboxes.create([b or None for b in binds])).message()
+
+    def prepared(self, sandbox: Sandbox) -> Sandbox:
+        """What every sandbox gets before the probe sees it: the config's ``extensions``
+        (PostgreSQL) in each database, then the baseline schema file, if any, in the default one."""
+        from ci_migrate.baseline import create_extensions, load_schema
+        from ci_migrate.sandbox import host_url_text
+
+        settings = self.settings
+        if settings is None:
+            return sandbox
+        for url in sandbox.urls.values():
+            create_extensions(host_url_text(url), settings.extensions)
+        if self.base_models is not None:
+            self.base_models.build(sandbox)
+            return sandbox
+        baseline = settings.baseline
+        if baseline is not None and baseline.schema_file:
+            path = settings.resolve_path(baseline.schema_file)
+            loaded = load_schema(host_url_text(sandbox.urls[None]), path.read_text(encoding="utf-8"),
+                                 source=baseline.schema_file)
+            for note in loaded.skipped:
+                if note not in self.notices:
+                    self.notices.append(f"baseline schema {baseline.schema_file}: skipped {note}")
+        return sandbox
 
 
 def probe_environment(env: Mapping[str, str]) -> dict[str, str]:
@@ -93,7 +119,7 @@ def open_runtime(settings: Any, env: Mapping[str, str], *, sandbox: bool, target
             first = pool.submit(_prepare, sandboxes, spec, settings, notices)
         facts = ProjectFacts.from_data(probe.receive())
         runtime = Runtime(probe=probe, interpreter=interpreter, project=facts, sandboxes=sandboxes,
-                          notices=notices, _first=first)
+                          settings=settings, notices=notices, _first=first)
         probe.sandbox_for = runtime.fresh_sandbox
         if sandboxes is not None:
             probe.drop_sandbox = sandboxes.drop

@@ -83,6 +83,11 @@ def url_text(url: Any) -> str:
     return str(url)
 
 
+def host_url_text(url: Any) -> str:
+    """A URL as text with its password and the host's driver (for the host's own connections)."""
+    return url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") else str(url)
+
+
 def is_sqlite(spec: str) -> bool:
     return spec.strip().lower() in ("sqlite", "", "sqlite://")
 

@@ -51,13 +51,15 @@ def test_baseline_create_all(cli, app_dir):
 
 
 @pytest.mark.parametrize("app_dir", ["empty_message"], indirect=True)
-def test_empty_message_is_a_warning(cli, app_dir):
-    result, report = run_json(cli, app_dir, "--app", "app.py")
-    assert result.code == 0, result.text  # warnings do not fail by default
+def test_empty_message_of_the_history_is_an_info_line(cli, app_dir):
+    result, report = run_json(cli, app_dir, "--app", "app.py", "--fail-on", "warning")
+    assert result.code == 0, result.text  # a full run: old revisions are history, not findings
     (finding,) = [f for c in report["checks"] for f in c["findings"]]
-    assert finding["rule_id"] == "CM106" and finding["severity"] == "warning"
-    assert finding["file"] == "migrations/versions/f8a3c1278c97_.py"
-    result, _ = run_json(cli, app_dir, "--app", "app.py", "--fail-on", "warning")
+    assert finding["rule_id"] == "CM106" and finding["severity"] == "info"
+    assert finding["title"] == "1 revision keeps Flask-Migrate's default message \"empty message\""
+    assert "f8a3c1278c97  migrations/versions/f8a3c1278c97_.py  empty message" in finding["message"]
+    (app_dir / ".ci-migrate.yml").write_text("app: app.py\nrules:\n  CM106: warning\nfail-on: warning\n")
+    result, _ = run_json(cli, app_dir)
     assert result.code == 1
     (app_dir / ".ci-migrate.yml").write_text("app: app.py\nrules:\n  CM106: off\nfail-on: warning\n")
     result, report = run_json(cli, app_dir)
@@ -113,7 +115,8 @@ def test_config_typo_is_a_usage_error(cli, tmp_path):
 
 def test_env_var_overrides_file_and_flag_overrides_env(cli, tmp_path):
     app_dir = copy_app("empty_message", tmp_path)
-    (app_dir / ".ci-migrate.yml").write_text("app: app.py\nfail-on: error\n")
+    # CM106 as a warning even on a full run, where the history's default messages are one info line
+    (app_dir / ".ci-migrate.yml").write_text("app: app.py\nfail-on: error\nrules: {CM106: warning}\n")
     assert cli("check", cwd=app_dir).code == 0
     assert cli("check", cwd=app_dir, env={"CI_MIGRATE_FAIL_ON": "warning"}).code == 1
     assert cli("check", "--fail-on", "error", cwd=app_dir, env={"CI_MIGRATE_FAIL_ON": "warning"}).code == 0

@@ -11,8 +11,8 @@ from ci_migrate.config import (CONFIG_FILENAME, Baseline, CheckSetting, ConfigEr
                                starter_config, write_starter)
 
 ALLOWED = ("    allowed keys: app, migrations, python, timeout, prune-after, sandbox, sandbox-password-env, targets, "
-           "checks, rules, ignore, "
-           "baseline, fail-on, keep-sandbox, format, output, target, base, comment, junit, sarif, codequality")
+           "checks, rules, ignore, baseline, extensions, fail-on, keep-sandbox, format, output, target, base, "
+           "comment, junit, sarif, codequality")
 
 
 def write(directory: Path, text: str, name: str = CONFIG_FILENAME) -> Path:
@@ -496,9 +496,11 @@ def test_baseline_needs_exactly_one_of_schema_or_create_all(tmp_path):
     assert errors(tmp_path, "baseline: {revision: abc, schema: missing.sql}\n") == (
         f".ci-migrate.yml:1:35: baseline.schema: file not found: 'missing.sql' "
         f"(paths are relative to {tmp_path.resolve()})")
-    assert errors(tmp_path, "baseline: {create-all: true}\n") == (
-        ".ci-migrate.yml:1:1: baseline: missing required key 'revision' — the revision whose schema the SQL file "
-        "(or create_all()) produces")
+    assert errors(tmp_path, "baseline: {schema: schema.sql}\n") == (
+        ".ci-migrate.yml:1:1: baseline: a schema file needs 'revision: <id>', the revision the file's schema "
+        "corresponds to (the sandbox is stamped there)")
+    write(tmp_path, "baseline: {create-all: true}\n")  # the models' schema is that of the heads
+    assert load(env={}, cwd=tmp_path).baseline == Baseline(revision=None, create_all=True)
     write(tmp_path, "baseline:\n  revision: 0123\n  create-all: true\n")
     assert load(env={}, cwd=tmp_path).baseline == Baseline(revision="0123", create_all=True)  # not octal 83
     write(tmp_path, "baseline: {revision: abc, schema: schema.sql}\n")
@@ -565,3 +567,29 @@ def test_python_timeout_and_prune_after_errors(tmp_path, text, message):
         load(cwd=tmp_path, env={})
     assert message in str(err.value) and ".ci-migrate.yml:1" in str(err.value)
 
+
+def test_known_tables_setting(tmp_path):
+    """ignore.known-tables: on (default), off, or per table: off hides a catalog entry, a reason adds one."""
+    assert load(cwd=tmp_path, env={}).ignore.known_tables is True
+    write(tmp_path, 'ignore:\n  known-tables: {spatial_ref_sys: off, "topology.layer": "on", jobs: made by cron}\n')
+    assert load(cwd=tmp_path, env={}).ignore.known_tables == {
+        "spatial_ref_sys": False, "topology.layer": True, "jobs": "made by cron"}
+    assert load(cwd=tmp_path, env={"CI_MIGRATE_IGNORE": "{known-tables: off}"}).ignore.known_tables is False
+    assert errors(tmp_path, "ignore:\n  known-tables:\n    sesions: off\n").startswith(
+        ".ci-migrate.yml:2:3: ignore.known-tables: 'sesions' is not a known table — did you mean 'sessions'? "
+        "(known: sessions, flask_sessions, apscheduler_jobs,")
+    assert errors(tmp_path, "ignore:\n  known-tables: [sessions]\n") == (
+        ".ci-migrate.yml:2:3: ignore.known-tables: must be on, off or a mapping {table: off | \"reason\"} "
+        "(got a list)")
+
+
+def test_extensions_are_a_list_of_names(tmp_path):
+    assert load(env={}, cwd=tmp_path).extensions == []
+    write(tmp_path, "extensions: [pg_trgm, uuid-ossp]\n")
+    assert load(env={}, cwd=tmp_path).extensions == ["pg_trgm", "uuid-ossp"]
+    assert load(env={"CI_MIGRATE_EXTENSIONS": "[citext]"}, cwd=tmp_path).extensions == ["citext"]
+    assert errors(tmp_path, "extensions: pg_trgm\n") == (
+        ".ci-migrate.yml:1:13: extensions: must be a list such as [a, b] (got 'pg_trgm')")
+    assert errors(tmp_path, "extensions: [pg_trgm, 'drop table x']\n") == (
+        ".ci-migrate.yml:1:23: extensions[1]: must be a PostgreSQL extension name such as pg_trgm, citext or "
+        "uuid-ossp (got 'drop table x')")

@@ -98,7 +98,7 @@ def test_clean_linear_history(versions: Path) -> None:
     write_rev(versions, C, B, "add post.summary", name="a_summary.py")
     result = check(versions)
     assert result.findings == [] and result.status == "passed"
-    assert result.summary == "1 head, 3 revisions"
+    assert result.summary == f"1 head {C}, 3 revisions"
     facts = result.facts
     assert [r.revision for r in facts.revisions] == [A, B, C]
     assert facts.revisions[0].file == "migrations/versions/c_initial.py"
@@ -260,15 +260,40 @@ def test_error_raised_in_a_function_called_at_import(versions: Path) -> None:
     assert (scanned.error, scanned.error_line) == ("ValueError: bad", 11)
 
 
-def test_empty_message_is_a_warning(versions: Path) -> None:
-    write_rev(versions, A, None, "initial tables")
+def test_empty_message_of_a_pending_revision_is_a_warning(versions: Path) -> None:
+    write_rev(versions, A, None, "empty message")  # history: not this pull request's doing
     path = write_rev(versions, B, A, "empty message")
-    result = check(versions)
+    result = check(versions, pending={B})
     assert rules(result) == ["CM106"] and result.status == "warning"
     finding = result.findings[0]
     assert (finding.severity, finding.file, finding.line, finding.revision) == (
         "warning", f"migrations/versions/{path.name}", 1, B)
     assert result.summary == "1 problem in 2 revision files"
+    assert check(versions, pending={A}).findings[0].revision == A
+    assert check(versions, pending=set()).findings == []
+    silence = "ci-migrate: ignore[CM106] see CHANGELOG 4.2\nRevision ID:"
+    path.write_text(path.read_text().replace("Revision ID:", silence))
+    (silenced,) = check(versions, pending={B}).findings
+    assert silenced.severity == "info" and silenced.title.endswith("silenced inline: see CHANGELOG 4.2")
+
+
+def test_empty_messages_of_the_history_are_one_info_line(versions: Path) -> None:
+    """A full run (no base) on a long history: the old default messages are counted, not listed as
+    41 warnings that drown what matters."""
+    ids = [f"{i:012x}" for i in range(1, 51)]
+    for i, rid in enumerate(ids):
+        write_rev(versions, rid, ids[i - 1] if i else None, "empty message" if i % 5 else f"step {i}")
+    result = check(versions)
+    assert rules(result) == ["CM106"] and result.status == "passed"
+    (finding,) = result.findings
+    assert finding.severity == "info" and finding.file is None and finding.revision is None
+    assert finding.title == "40 revisions keep Flask-Migrate's default message \"empty message\""
+    assert finding.details["revisions"] == [r for i, r in enumerate(ids) if i % 5]
+    assert f"  {ids[1]}  migrations/versions/{ids[1]}_empty_message.py  empty message" in finding.message
+    assert finding.message.count("_empty_message.py") == 10 and "… and 30 more" in finding.message
+    assert result.summary == f"1 head {ids[-1]}, 50 revisions"  # an info line is not a problem
+    write_rev(versions, ids[1], ids[0], "add post table", name=f"{ids[1]}_empty_message.py")
+    assert check(versions).findings[0].title.startswith("39 revisions keep")
 
 
 def test_non_revision_file(versions: Path) -> None:
@@ -289,7 +314,7 @@ def test_branch_label_merge_and_depends_on_are_valid(versions: Path) -> None:
     write_rev(versions, D, (B, C), "merge post and tag")
     write_rev(versions, E, D, "add post.tags", depends=("blog", C))  # a branch label as dependency
     result = check(versions)
-    assert result.findings == [] and result.summary == "1 head, 5 revisions"
+    assert result.findings == [] and result.summary == f"1 head {E}, 5 revisions"
     facts = result.facts
     assert [r.revision for r in facts.revisions] == [A, B, C, D, E]
     assert facts.revisions[1].branch_labels == ["blog"] and facts.revisions[4].depends_on == ["blog", C]
@@ -342,7 +367,7 @@ def test_five_hundred_revisions(versions: Path) -> None:
         write_rev(versions, rid, ids[i - 1] if i else None, f"step {i}", name=f"{499 - i:03d}_{rid}.py")
     scanned = scan_revision_files([versions])
     result = analyze(scanned, versions.parent.parent)
-    assert result.findings == [] and result.summary == "1 head, 500 revisions"
+    assert result.findings == [] and result.summary == f"1 head {ids[-1]}, 500 revisions"
     assert [r.revision for r in result.facts.revisions] == ids
     # the same chain closed into one big loop, and split into two heads
     looped = [replace(s, down_revisions=(ids[-1],)) if s.revision == ids[0] else s for s in scanned]
@@ -412,8 +437,8 @@ def test_fixture_apps(app_dir: Path, expected_rules: list[str], heads: list[str]
         assert (facts.branch_points, facts.merge_points) == (["79b5d62ab0c0"], ["b87443993f56"])
         with app.app_context():  # 304ba709f5ab uses current_app at import, for alembic too
             assert same_as_alembic(result, app_dir / "migrations" / "versions")
-    elif app_dir.name == "empty_message":
-        assert (finding.file, finding.line) == (f"{v}f8a3c1278c97_.py", 1)
+    elif app_dir.name == "empty_message":  # a full run: one info line for the history
+        assert (finding.severity, finding.details["revisions"]) == ("info", ["f8a3c1278c97"])
 
 
 @pytest.mark.parametrize("app_dir", ["branch_merge"], indirect=True)

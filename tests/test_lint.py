@@ -41,7 +41,8 @@ def test_each_risk_is_flagged_once_and_safe_forms_are_not(risky_more_pg):
     assert result.code == 1, result.text  # CM512 is an error
     assert findings(report, "lint") == [
         ("CM501", "2fa5c85aea0a"),  # drop audit_entry table
-        ("CM503", "1ba51d97f874"),  # rename account.notes (the table rename is silenced inline)
+        ("CM503", "1ba51d97f874"),  # rename account.notes
+        ("CM503", "1ba51d97f874"),  # rename tag: silenced inline, kept at info with its reason
         ("CM505", "4b9c33bb3804"),  # make account.email NOT NULL
         ("CM506", "773dad30a2a0"),  # VARCHAR(20) -> VARCHAR(8)
         ("CM506", "773dad30a2a0"),  # INTEGER -> BIGINT rewrites; VARCHAR(100) -> VARCHAR(200) does not
@@ -54,6 +55,10 @@ def test_each_risk_is_flagged_once_and_safe_forms_are_not(risky_more_pg):
         ("CM513", "29565fd9f7e7"),  # UPDATE invoice in the revision that adds invoice.currency
         ("CM520", "2c26a3e4ade4"),  # squawk adding-field-with-default: gen_random_uuid() rewrites invoice
     ]
+    renames = sorted(lint_findings(report)[("CM503", "1ba51d97f874")], key=lambda f: f["line"])
+    assert [(f["line"], f["severity"]) for f in renames] == [(21, "info"), (23, "warning")]
+    assert renames[0]["title"].endswith("silenced inline: label is only read by the nightly export job, which is "
+                                        "deployed with this")
     facts = check_of(report, "lint")["facts"]
     assert facts["suppressed"] == 1 and re.fullmatch(r"\d+\.\d+\.\d+", facts["squawk"])
     assert "CM520" in facts["rules"] and "CM514" not in facts["rules"]  # MySQL-only rule not evaluated
@@ -80,7 +85,7 @@ def test_findings_point_at_the_operation_and_carry_the_recipe(risky_more_pg):
     assert "rewrites `invoice`" in rewrite["message"]
     (enum,) = found[("CM510", "7ad341d3bcbc")]
     assert enum["line"] == 25 and "autocommit_block" in enum["fix"]
-    (rename,) = found[("CM503", "1ba51d97f874")]
+    (rename,) = [f for f in found[("CM503", "1ba51d97f874")] if f["severity"] == "warning"]
     assert rename["title"].endswith("renames column `account.notes` to `remarks`")
 
 
@@ -104,8 +109,8 @@ def test_mariadb_rules_differ(cli, tmp_path, staging_db):
     report = report_of(plan_target(cli, app, staging_db))
     assert check_of(report, "plan")["facts"]["dialect"] == "mysql"
     assert findings(report, "lint") == [
-        ("CM501", "2fa5c85aea0a"), ("CM503", "1ba51d97f874"), ("CM505", "4b9c33bb3804"),
-        ("CM506", "773dad30a2a0"), ("CM506", "773dad30a2a0"), ("CM509", "166c3aafa700"),
+        ("CM501", "2fa5c85aea0a"), ("CM503", "1ba51d97f874"), ("CM503", "1ba51d97f874"),  # one silenced
+        ("CM505", "4b9c33bb3804"), ("CM506", "773dad30a2a0"), ("CM506", "773dad30a2a0"), ("CM509", "166c3aafa700"),
         ("CM511", "29565fd9f7e7"), ("CM512", "020b29ecccef"), ("CM513", "29565fd9f7e7"),
         ("CM514", "1ba51d97f874"), ("CM514", "773dad30a2a0"),
     ]
@@ -129,26 +134,6 @@ def test_tables_the_plan_creates_are_not_flagged(cli, tmp_path, staging_db):
     plan = check_of(report, "plan")["facts"]
     assert plan["current"] == [] and len(plan["pending"]) == 5
     assert check_of(report, "lint")["findings"] == []
-
-
-def test_inline_suppression_comments():
-    from ci_migrate.checks.lint import suppressions
-
-    source = (
-        '"""drop legacy bits\n"""\n'
-        "# ci-migrate: ignore[CM501] the archive job was removed in 4.2\n"
-        "from alembic import op\n\n\n"
-        "def upgrade():\n"
-        "    # ci-migrate: ignore[CM502, cm503] read by nothing since 4.0\n"
-        "    # (checked in the query log)\n"
-        "    op.drop_column('user', 'legacy')\n"
-        "    op.create_index('ix', 'user', ['a'])  # ci-migrate: ignore[CM507] table has 12 rows\n"
-        "    op.drop_column('user', 'other')\n"
-    )
-    whole, by_line = suppressions(source)
-    assert whole == {"CM501": "the archive job was removed in 4.2"}
-    assert by_line == {10: {"CM502": "read by nothing since 4.0", "CM503": "read by nothing since 4.0"},
-                       11: {"CM507": "table has 12 rows"}}
 
 
 @pytest.mark.parametrize(("old", "new", "dialect", "expected"), [

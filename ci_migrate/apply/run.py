@@ -365,7 +365,7 @@ class _Apply:
         self.say(f"drift: comparing the models with {self.name}")
         try:
             data = self.probe.call("drift", against="target", ignore=drift.ignore_request(self.settings))
-            result = drift.judge(self.project, data, self.target.dialect, False)
+            result = drift.judge(self.project, data, self.target.dialect, False, self.settings.ignore.known_tables)
         except Exception as exc:  # noqa: BLE001 - the upgrade is done; report the check's failure
             result = CheckResult(name="drift", status="error",
                                  summary=f"could not compare the models with {self.name}: {type(exc).__name__}: {exc}")

@@ -3,7 +3,8 @@
 The probe runs the project's env.py exactly as ``alembic check`` does and keeps the generated
 operations (:mod:`ci_migrate.probe.drift`); they arrive grouped per table in words, with the
 revision body ``flask db migrate`` would write. Judged here: CM301 (the models have changes that no
-migration contains), CM302 (only differences that are artefacts of the sandbox dialect).
+migration contains), CM302 (only differences that are artefacts of the sandbox dialect), CM303 (drift
+on a table a library creates outside migrations, :mod:`.known_tables`).
 """
 
 from __future__ import annotations
@@ -36,17 +37,25 @@ def run(ctx: Any) -> CheckResult:
     # SQLite reflects types loosely: against a server production, its type differences are approximate
     approximate = sandbox.dialect == "sqlite" and ctx.production_dialect not in (None, "sqlite")
     data = ctx.probe.call("drift", ignore=ignore_request(ctx.settings), approximate=approximate)
-    result = judge(ctx.project, data, sandbox.dialect, approximate)
+    result = judge(ctx.project, data, sandbox.dialect, approximate, ctx.settings.ignore.known_tables)
     result.duration_s = round(time.perf_counter() - started, 3)
     ctx.report.tables = [TableSchema.model_validate(t) for t in data.get("diagram") or ()]
     return result
 
 
-def judge(project: Any, data: dict[str, Any], dialect: str, approximate: bool) -> CheckResult:
-    """The drift check's result from the probe's answer (``binds``: per bind, tables and code)."""
+def judge(project: Any, data: dict[str, Any], dialect: str, approximate: bool,
+          known_tables: Any = True) -> CheckResult:
+    """The drift check's result from the probe's answer (``binds``: per bind, tables and code).
+
+    Tables that libraries create outside migrations (:mod:`.known_tables`, ``ignore.known-tables``)
+    are set apart first: CM303, info.
+    """
+    from ci_migrate.checks import known_tables as known
+
     facts = DriftFacts(dialect=dialect, approximate=approximate,
                        binds=[BindDrift.model_validate(b) for b in data.get("binds") or ()])
-    findings = [_finding(project, b, facts) for b in facts.binds if b.tables]
+    facts, findings = known.judge(facts, known_tables)
+    findings += [_finding(project, b, facts) for b in facts.binds if b.tables]
     changed = sum(len(b.tables) for b in facts.binds)
     if not changed:
         summary = "models match the migrations"

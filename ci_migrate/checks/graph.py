@@ -11,19 +11,22 @@ problem at once as CM101–CM107 (``docs/rules/``).
 from __future__ import annotations
 
 import ast
-import heapq
 import os
 import re
-from collections import defaultdict, deque
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Collection, Iterator, Sequence
 
+from ci_migrate.checks.revision_graph import RevisionGraph
+from ci_migrate.checks.suppress import silence
 from ci_migrate.report import CheckResult, Finding, GraphFacts, HeadBranch, RevisionInfo
 
 DEFAULT_MESSAGE = "empty message"  # alembic's generate_revision() default; `flask db migrate` w/o -m
 SEVERITY = {"CM101": "error", "CM102": "error", "CM103": "error", "CM104": "error",
             "CM105": "error", "CM106": "warning", "CM107": "error"}
+# Rules on how one revision is written, not on whether the history works: they judge the revisions a
+# pull request adds; on a full run the old ones are one info line per rule (rule id → what they share).
+STYLE_RULES = {"CM106": f"Flask-Migrate's default message \"{DEFAULT_MESSAGE}\""}
 # A literal `revision = '…'` / `down_revision = (…)` line, for files that failed to import.
 _LITERAL = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*(?:#.*)?$", re.M)
 
@@ -62,134 +65,6 @@ def _to_tuple(value: object) -> tuple:
     return (value,)
 
 
-# --------------------------------------------------------------------------- the graph
-
-
-class _Graph:
-    """Revision ids and their edges, as alembic's RevisionMap links them; file order throughout."""
-
-    def __init__(self, revisions: Sequence[ScannedRevision]) -> None:
-        self.files: dict[str, list[ScannedRevision]] = {}  # id -> files declaring it
-        self.parents: dict[str, tuple[str, ...]] = {}  # resolved down_revisions
-        self.links: dict[str, tuple[str, ...]] = {}  # parents + resolved depends_on
-        self.children: dict[str, list[str]] = defaultdict(list)  # along down_revision
-        self.missing: list[tuple[ScannedRevision, str, str]] = []  # file, attribute, target
-        for rev in revisions:
-            if rev.revision is not None:
-                self.files.setdefault(rev.revision, []).append(rev)
-        # depends_on (and down_revision) may name a branch label too, as in RevisionMap's map_
-        labels: dict[str, str] = {}
-        for rid, files in self.files.items():
-            for label in (lbl for f in files for lbl in f.branch_labels):
-                labels.setdefault(label, rid)
-        for rid, files in self.files.items():
-            # A duplicate id naming itself most likely means the other copy: not a loop.
-            skip = {rid} if len(files) > 1 else set()
-            parents, deps = [], []
-            for f in files:
-                for attr, targets, into in (("down_revision", f.down_revisions, parents),
-                                            ("depends_on", f.depends_on, deps)):
-                    for target in targets:
-                        if (found := target if target in self.files else labels.get(target)) is None:
-                            self.missing.append((f, attr, target))
-                        elif found not in skip:
-                            into.append(found)
-            self.parents[rid] = tuple(dict.fromkeys(parents))
-            self.links[rid] = tuple(dict.fromkeys(parents + deps))
-            for p in self.parents[rid]:
-                self.children[p].append(rid)
-
-    def topological(self) -> list[str] | None:
-        """Base → head (parents and depends_on first), ties in file order; None on a cycle."""
-        index = {rid: i for i, rid in enumerate(self.files)}
-        waiting = {rid: len(up) for rid, up in self.links.items()}
-        down: dict[str, list[str]] = defaultdict(list)
-        for rid, up in self.links.items():
-            for p in up:
-                down[p].append(rid)
-        ready = [(index[r], r) for r, n in waiting.items() if not n]
-        heapq.heapify(ready)
-        order: list[str] = []
-        while ready:
-            order.append(rid := heapq.heappop(ready)[1])
-            for c in down[rid]:
-                waiting[c] -= 1
-                if not waiting[c]:
-                    heapq.heappush(ready, (index[c], c))
-        return order if len(order) == len(self.files) else None
-
-    def cycles(self) -> list[list[str]]:
-        """Each loop (Tarjan's strongly connected components, iterative) as a walk along links."""
-        index: dict[str, int] = {}
-        low: dict[str, int] = {}
-        stack: list[str] = []
-        on_stack: set[str] = set()
-        found: list[list[str]] = []
-        work: list[tuple[str, Iterator[str]]] = []
-
-        def visit(rid: str) -> None:
-            index[rid] = low[rid] = len(index)
-            stack.append(rid)
-            on_stack.add(rid)
-            work.append((rid, iter(self.links[rid])))
-
-        for root in self.files:
-            if root in index:
-                continue
-            visit(root)
-            while work:
-                rid, it = work[-1]
-                for nxt in it:
-                    if nxt not in index:
-                        visit(nxt)
-                        break
-                    if nxt in on_stack:
-                        low[rid] = min(low[rid], index[nxt])
-                else:
-                    work.pop()
-                    if work:
-                        low[work[-1][0]] = min(low[work[-1][0]], low[rid])
-                    if low[rid] == index[rid]:
-                        comp: set[str] = set()
-                        while rid not in comp:
-                            w = stack.pop()
-                            on_stack.discard(w)
-                            comp.add(w)
-                        if len(comp) > 1 or rid in self.links[rid]:
-                            found.append(self._walk(comp))
-        return found
-
-    def _walk(self, comp: set[str]) -> list[str]:
-        path = [next(r for r in self.files if r in comp)]
-        while True:
-            nxt = [p for p in self.links[path[-1]] if p in comp]
-            if not (fresh := [p for p in nxt if p not in path]):
-                return path + [next(p for p in nxt if p in path)]
-            path.append(fresh[0])
-
-    def ancestors(self, rid: str) -> list[str]:
-        """``rid`` and everything below it along down_revision, breadth first."""
-        seen, queue, out = {rid}, deque([rid]), []
-        while queue:
-            out.append(cur := queue.popleft())
-            for p in self.parents[cur]:
-                if p not in seen:
-                    seen.add(p)
-                    queue.append(p)
-        return out
-
-    def head_branches(self, heads: list[str]) -> list[HeadBranch]:
-        """Per head: revisions no other head reaches (head first), and the nearest shared one."""
-        reach: dict[str, int] = defaultdict(int)
-        lines = {h: self.ancestors(h) for h in heads}
-        for line in lines.values():
-            for rid in line:
-                reach[rid] += 1
-        return [HeadBranch(head=h, revisions=[r for r in line if reach[r] == 1],
-                           fork_point=next((r for r in line if reach[r] > 1), None))
-                for h, line in lines.items()]
-
-
 def _recover(rev: ScannedRevision) -> ScannedRevision:
     """Best effort for a file that failed to import: its literal ``revision``/``down_revision``,
     so one broken file does not also show up as a missing parent and an extra head."""
@@ -211,8 +86,9 @@ def _recover(rev: ScannedRevision) -> ScannedRevision:
 # --------------------------------------------------------------------------- judging
 
 
-def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str = "flask db merge") -> CheckResult:
-    """Judge the revision graph of ``revisions`` (as :func:`scan_revision_files` returns them).
+def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str = "flask db merge",
+            pending: Collection[str] | None = None) -> CheckResult:
+    """Judge the revision graph of ``revisions`` (the probe's scan, :func:`from_probe`).
 
     Returns ``CheckResult(name='graph', facts=GraphFacts(...), findings=[...])``: findings CM101–CM107
     ordered by rule id, then file; ``GraphFacts.revisions`` base → head when the graph is a DAG (file
@@ -221,17 +97,23 @@ def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str
     Heads of a graph with missing parents come from the files that did load. ``root`` is the
     repository root every ``file`` is made relative to (POSIX); ``merge_command`` is how the app's
     CLI spells ``flask db merge`` (e.g. ``flask database merge``). Never raises for a bad history.
+
+    ``pending`` is the set of revision ids the pull request adds (or a target lacks): style rules
+    (:data:`STYLE_RULES`, e.g. CM106) then judge only those. ``None`` means a full run with no base:
+    each style rule becomes one info finding that counts the revisions it concerns.
     """
     revisions = [_recover(r) if r.error else r for r in revisions]
-    graph = _Graph(revisions)
+    graph = RevisionGraph(revisions)
     ranked = graph.topological() or list(graph.files)
     heads = [r for r in ranked if not graph.children[r]]
     branches = graph.head_branches(heads) if len(heads) > 1 else []
     judge = _Judge(Path(root).absolute(), graph, merge_command)
     findings = sorted(
         [*judge.heads(branches), *judge.missing(heads), *judge.duplicates(), *judge.cycles(),
-         *judge.import_failures(revisions), *judge.default_messages(ranked), *judge.non_revisions(revisions)],
+         *judge.import_failures(revisions), *judge.non_revisions(revisions),
+         *judge.style(list(judge.default_messages(ranked)), pending)],
         key=lambda f: f.rule_id)
+    findings, _ = silence(findings, lambda f: judge.root / f.file if f.file else None)  # ignore[CM106] comments
     facts = GraphFacts(
         revisions=[RevisionInfo(revision=rid, down_revisions=list(f.down_revisions), message=f.message,
                                 file=judge.rel(f.path), branch_labels=list(f.branch_labels),
@@ -243,12 +125,14 @@ def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str
         merge_points=[r for r in ranked if len({d for f in graph.files[r] for d in f.down_revisions}) > 1],
         head_branches=branches,
     )
-    if any(f.rule_id != "CM101" for f in findings):
-        summary = f"{_count(len(findings), 'problem')} in {_count(len(revisions), 'revision file')}"
+    problems = [f for f in findings if f.severity != "info"]
+    if any(f.rule_id != "CM101" for f in problems):
+        summary = f"{_count(len(problems), 'problem')} in {_count(len(revisions), 'revision file')}"
     elif len(heads) > 1:
         summary = f"{len(heads)} heads: " + ", ".join(f"{h} ({judge.message(h)})" for h in heads)
-    else:
-        summary = f"{_count(len(heads), 'head')}, {_count(len(facts.revisions), 'revision')}"
+    else:  # "1 head ce7400aef8c6, 3 revisions"
+        named = "".join(f" {h}" for h in heads)
+        summary = f"{_count(len(heads), 'head')}{named}, {_count(len(facts.revisions), 'revision')}"
     return CheckResult(name="graph", status=CheckResult.status_for(findings), summary=summary,
                        findings=findings, facts=facts)
 
@@ -256,7 +140,7 @@ def analyze(revisions: Sequence[ScannedRevision], root: Path, merge_command: str
 class _Judge:
     """Turns the graph into findings; one method per rule."""
 
-    def __init__(self, root: Path, graph: _Graph, merge_command: str) -> None:
+    def __init__(self, root: Path, graph: RevisionGraph, merge_command: str) -> None:
         self.root, self.graph, self.merge = root, graph, merge_command
         self.cli = merge_command.removesuffix(" merge") if merge_command.endswith(" merge") else "flask db"
 
@@ -368,6 +252,27 @@ class _Judge:
                    f"revision does (e.g. \"add user.bio\"); next time run `{self.cli} migrate -m \"…\"`.")
             yield self.finding("CM106", f"{rev.revision} has the default message \"{DEFAULT_MESSAGE}\"",
                                     text, fix, rev, _line_of(rev.path, re.escape(DEFAULT_MESSAGE)))
+
+    def style(self, found: list[Finding], pending: Collection[str] | None) -> list[Finding]:
+        """Style findings of the ``pending`` revisions; on a full run (None) one info finding per rule."""
+        if pending is not None:
+            return [f for f in found if f.revision in pending]
+        summaries = []
+        for rule, trait in STYLE_RULES.items():
+            if not (hits := [f for f in found if f.rule_id == rule]):
+                continue
+            n = len(hits)
+            listed = "\n".join(self.describe(f.revision) for f in hits[:10] if f.revision)
+            more = f"\n  … and {n - 10} more" if n > 10 else ""
+            text = (f"{_count(n, 'revision')} of the history {'has' if n == 1 else 'have'} {trait}:\n{listed}{more}\n"
+                    "These are history: a pull request run (`--base`, automatic in "
+                    "GitHub and GitLab pull requests) judges only the revisions it adds.")
+            summaries.append(Finding(
+                check="graph", rule_id=rule, severity="info", message=text,
+                details={"revisions": [f.revision for f in hits]},
+                title=f"{_count(n, 'revision')} {'keeps' if n == 1 else 'keep'} {trait}",
+                fix=f"Nothing to do for old revisions; `rules: {{{rule}: off}}` hides this line."))
+        return summaries
 
     def non_revisions(self, revisions: list[ScannedRevision]) -> Iterator[Finding]:
         for rev in (r for r in revisions if r.revision is None and not r.error):

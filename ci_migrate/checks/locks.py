@@ -20,6 +20,7 @@ import re
 import time
 from typing import Any
 
+from ci_migrate.checks import suppress
 from ci_migrate.checks import walk as walks
 from ci_migrate.report import CheckResult, Finding, LockFacts, LockHeld, RevisionLocks, StatementLocks
 
@@ -83,8 +84,8 @@ def run(ctx: Any) -> CheckResult | None:
             findings.append(_not_traced(step))
     stopped = data.get("stopped")
     problem = f"the trace stopped at {stopped['revision']}: {stopped['error']}" if stopped else None
-    kept = [f for f in findings if not walks.ignored_inline(walk.path_of(f.revision), f.line, f.rule_id)]
-    summary = _summary(facts, walk.scope, len(findings) - len(kept), problem, len(untraced))
+    kept, silenced = suppress.silence(findings, lambda f: walk.path_of(f.revision))
+    summary = _summary(facts, walk.scope, silenced, problem, len(untraced))
     status = "error" if problem else CheckResult.status_for(kept)
     return CheckResult(name="locks", status=status, summary=summary, duration_s=round(time.perf_counter() - started, 3),
                        findings=kept, facts=facts)

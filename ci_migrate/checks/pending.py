@@ -39,6 +39,8 @@ class Pending:
     comparison: base_branch.Comparison | None = None
     findings: list[Finding] = field(default_factory=list)
     base_ref: str | None = None
+    repo: Path | None = None  # the git repository and the base's commit (against a base branch)
+    base_commit: str | None = None
     target: str | None = None
     target_url: str | None = None  # the target's URL (with password: for the probe only)
     unavailable: str | None = None
@@ -76,7 +78,7 @@ def _against_base(ctx: Any, ref: str, *, implied: bool) -> Pending:
         pending.findings.append(base_unavailable(ref, str(exc)))
         return pending
     comparison = compare(ctx, ref, repo, commit, merge_base)
-    pending.comparison = comparison
+    pending.comparison, pending.repo, pending.base_commit = comparison, repo, commit
     pending.current = comparison.base_heads
     pending.revisions = [r for r in ctx.history.order if comparison.status(r) != "pending"]
     branch = {s.revision: base_branch.BranchRevision(s.revision, tuple(s.down_revisions), s.path)

@@ -11,7 +11,6 @@ dialect is not production's).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from ci_migrate.facts import Failure, Recorded, RevisionCall
@@ -35,50 +34,19 @@ def run(ctx: Any) -> CheckResult:
     return result
 
 
-def baseline_request(ctx: Any, sandbox: Any) -> dict[str, Any] | None:
-    """Load a baseline schema file into ``sandbox`` (host side) and say what the probe does next:
-    ``{"create_all": bool, "stamp": revision}``, or None without a baseline."""
+def baseline_request(ctx: Any) -> dict[str, Any] | None:
+    """What the probe does before the replay: ``{"create_all": bool, "stamp": revision}``, or None
+    without a baseline (a schema file was loaded by the host when it made the sandbox)."""
     baseline = ctx.settings.baseline
-    if baseline is None:
+    if baseline is None or ctx.runtime.base_models is not None:  # built by the host from the base's models
         return None
-    if baseline.schema_file:
-        load_schema_file(ctx.settings.resolve_path(baseline.schema_file), sandbox)
-    return {"create_all": bool(baseline.create_all), "stamp": baseline.revision}
-
-
-def load_schema_file(path: Path, sandbox: Any) -> None:
-    """Run a SQL schema file on the sandbox's default database, with the host's own driver."""
-    import sqlalchemy as sa
-    from sqlalchemy.pool import NullPool
-
-    sql = Path(path).read_text(encoding="utf-8")
-    engine = sa.create_engine(sandbox.urls[None], poolclass=NullPool)
-    try:
-        raw = engine.raw_connection()
-        try:
-            if sandbox.dialect == "sqlite":
-                raw.driver_connection.executescript(sql)
-            else:
-                cur = raw.cursor()
-                if sandbox.dialect == "postgresql":
-                    cur.execute(sql)
-                else:  # MySQL/MariaDB: one statement at a time
-                    for statement in (s.strip() for s in sql.split(";")):
-                        if statement:
-                            cur.execute(statement)
-                cur.close()
-            raw.commit()
-        finally:
-            raw.close()
-    finally:
-        engine.dispose()
+    return {"create_all": bool(baseline.create_all), "stamp": baseline.revision or "heads"}
 
 
 def replay(ctx: Any, *, record: list[str] | None = None, destination: list[str] | None = None) -> dict[str, Any]:
     """Ask the probe to replay on the main sandbox (after loading the baseline, if any)."""
-    sandbox = ctx.sandbox
-    baseline = baseline_request(ctx, sandbox)
-    return ctx.probe.call("replay", baseline=baseline, record=record or [], destination=destination)
+    ctx.sandbox  # made (and prepared) before the probe replays on it
+    return ctx.probe.call("replay", baseline=baseline_request(ctx), record=record or [], destination=destination)
 
 
 def judge(ctx: Any, data: dict[str, Any], dialect: str, destination: list[str] | None = None) -> CheckResult:
@@ -86,7 +54,7 @@ def judge(ctx: Any, data: dict[str, Any], dialect: str, destination: list[str] |
     project = ctx.project
     calls = [RevisionCall.from_data(r) for r in data.get("runs") or ()]
     failure = Failure.from_data(data.get("failure"))
-    facts = ReplayFacts(dialect=dialect, start=ctx.settings.baseline.revision if ctx.settings.baseline else "base",
+    facts = ReplayFacts(dialect=dialect, start=_start(ctx),
                         duration_s=float(data.get("duration_s") or 0))
     facts.revisions = [RevisionRun(revision=c.revision, message=c.message, bind=c.bind,
                                    status="applied" if c.status == "ok" else "failed",
@@ -110,6 +78,18 @@ def judge(ctx: Any, data: dict[str, Any], dialect: str, destination: list[str] |
         summary = f"{applied} revision{plural} applied{on_binds} on {dialect} in {facts.duration_s:.1f} s"
     return CheckResult(name="replay", status=CheckResult.status_for(findings), summary=summary,
                        duration_s=facts.duration_s, findings=findings, facts=facts)
+
+
+def _start(ctx: Any) -> str:
+    """Where the replay started: ``base``, the baseline revision, or the heads a create-all baseline was
+    stamped at (the base branch's on a pull request, else the history's)."""
+    baseline = ctx.settings.baseline
+    if baseline is None:
+        return "base"
+    if baseline.revision:
+        return baseline.revision
+    heads = ctx.pending.current if ctx.runtime.base_models is not None else ctx.history.heads
+    return ",".join(heads) or "base"
 
 
 def dialect_mismatch(sandbox: str, production: str | None, source: str, has_targets: bool) -> Finding | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ci_migrate.checks import suppress
 from ci_migrate.checks import walk as walks
 from ci_migrate.facts import Failure
 from ci_migrate.report import CheckResult, Finding, RoundtripFacts, RoundtripStep
@@ -45,10 +46,10 @@ def run(ctx: Any) -> CheckResult | None:
             findings.append(finding)
         if result["status"] == "upgrade_failed":
             upgrade_failed.append(step.revision)
-    kept = [f for f in findings if not walks.ignored_inline(walk.path_of(f.revision), f.line, f.rule_id)]
+    kept, silenced = suppress.silence(findings, lambda f: walk.path_of(f.revision))
     summary = _summary(steps, walk.scope)
-    if len(kept) < len(findings):
-        summary += f" ({len(findings) - len(kept)} silenced inline)"
+    if silenced:
+        summary += f" ({silenced} silenced inline)"
     status = CheckResult.status_for(kept)
     if upgrade_failed:  # unexpected after a clean replay: the walk itself could not do its job
         status = "error"

@@ -63,8 +63,11 @@ def plan_walk(ctx: Any, check: str) -> Walk | None:
         return None
     history = ctx.history
     before_baseline: set[str] = set()
-    if ctx.settings.baseline is not None and ctx.settings.baseline.revision:
-        before_baseline = history.ancestors([ctx.settings.baseline.revision])
+    baseline = ctx.settings.baseline
+    if baseline is not None:  # the walk databases start there: the baseline revision, else the base's or the heads
+        start = [baseline.revision] if baseline.revision else (
+            ctx.pending.current if ctx.runtime.base_models is not None else list(history.heads))
+        before_baseline = history.ancestors(start)
     by_id = history.by_id
     order = list(pending) if scope == "pending" else history.order
     steps = []
@@ -80,11 +83,10 @@ def plan_walk(ctx: Any, check: str) -> Walk | None:
 
 def baseline_request(ctx: Any) -> dict[str, Any] | None:
     """What the probe does on a fresh walk database: ``create_all`` and/or stamp the baseline revision
-    (a schema file was loaded by the host when it made the database)."""
-    baseline = ctx.settings.baseline
-    if baseline is None:
-        return None
-    return {"create_all": bool(baseline.create_all), "stamp": baseline.revision}
+    (a schema file, or the base branch's models, were loaded by the host when it made the database)."""
+    from ci_migrate.checks.replay import baseline_request as replay_baseline
+
+    return replay_baseline(ctx)
 
 
 def replay_failed(ctx: Any) -> str | None:
@@ -93,20 +95,6 @@ def replay_failed(ctx: Any) -> str | None:
     if replayed is None or replayed.status == "error" or any(f.rule_id in _REPLAY_FAILED for f in replayed.findings):
         return "skipped: the replay did not reach head"
     return None
-
-
-def ignored_inline(path: Path | None, line: int | None, rule_id: str) -> bool:
-    """True when ``# ci-migrate: ignore[RULE] reason`` in the revision file silences ``rule_id`` on ``line``
-    (or the whole revision), with the lint check's rules (:func:`ci_migrate.checks.lint.suppressions`)."""
-    from ci_migrate.checks.lint import suppressions
-
-    if path is None:
-        return False
-    try:
-        whole, by_line = suppressions(Path(path).read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return False
-    return rule_id in whole or (line is not None and rule_id in by_line.get(line, {}))
 
 
 def def_line(path: Path | None, name: str) -> int | None:

@@ -224,6 +224,23 @@ def _compare_live(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
     return compare_live(session, session.target, request.get("ignore") or {})
 
 
+def _build_baseline(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
+    """``create_all()`` of this app's models on the current sandbox, then stamp it at ``stamp``."""
+    from alembic import command
+
+    from .replay import create_all
+
+    sandbox = _need_sandbox(session)
+    with session.guard.allowing(sandbox.urls), \
+            glue.alembic_session(session.project, sandbox.urls, sandbox.engines) as (config, _capture):
+        if request.get("create_all"):
+            create_all(session.project, sandbox)
+        stamp = request.get("stamp") or []
+        if stamp:
+            command.stamp(config, tuple(stamp) if len(stamp) > 1 else stamp[0])
+    return {"tables": sorted(t for md in session.project.metadatas.values() for t in md.tables)}
+
+
 def _ancestors(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
     from .revisions import ancestors
 
@@ -233,5 +250,5 @@ def _ancestors(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
 OPERATIONS: Dict[str, Callable[[Session, Dict[str, Any]], Dict[str, Any]]] = {
     "sandbox": _sandbox, "scan": _scan, "replay": _replay, "offline": _offline, "drift": _drift,
     "locks": _locks, "roundtrip": _roundtrip, "target": _target, "target_state": _target_state,
-    "upgrade": _upgrade, "compare_live": _compare_live, "ancestors": _ancestors,
+    "upgrade": _upgrade, "compare_live": _compare_live, "ancestors": _ancestors, "build_baseline": _build_baseline,
 }

@@ -6,9 +6,11 @@ is one module of this package with ``RULE`` (:class:`~.base.Rule`) and ``check(v
 are CM501–CM514 and CM520 (squawk), documented in ``docs/rules/``. The default "empty message" is
 the graph check's CM106 and is not repeated here.
 
-A finding is silenced inline with ``# ci-migrate: ignore[CM502] reason`` on the flagged line or on a
-comment line right above it; such a comment before the first ``def`` of the file silences the rule
-for the whole revision. ``rules: {CM502: off}`` in .ci-migrate.yml silences it everywhere.
+A finding is silenced inline with ``# ci-migrate: ignore[CM502] reason`` on the flagged statement or
+on a comment line right above it; such a comment before the first ``def`` of the file (or a line of
+the docstring) silences the rule for the whole revision (:mod:`ci_migrate.checks.suppress`). It stays
+in the report at severity info with its reason; a suppression without a reason or for an unknown
+rule id is CM515. ``rules: {CM502: off}`` in .ci-migrate.yml silences a rule everywhere.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ci_migrate.checks.lint import (
     unique_constraint,
     unnamed_constraint,
 )
+from ci_migrate.checks import suppress
 from ci_migrate.checks.lint.base import Hit, RevisionView, Rule
 from ci_migrate.report import CheckResult, Finding, LintFacts
 
@@ -44,7 +47,6 @@ RULES: tuple[ModuleType, ...] = (
     mysql_ddl,
 )
 _PARAMS = re.compile(r"%\(\w+\)s|%s|\?|(?<!:):\w+\b")  # bound parameters: the statement is not plain SQL
-_IGNORE = re.compile(r"#\s*ci-migrate:\s*ignore\[(?P<ids>[^\]]+)\]\s*(?P<reason>.*)$")
 
 
 def run(ctx: Any) -> CheckResult:
@@ -67,7 +69,7 @@ def run(ctx: Any) -> CheckResult:
         extra, squawk_version, squawk_problem = squawk.lint(views, covered)
         found += extra
         evaluated.append(squawk.RULE)
-    findings, suppressed = _findings(ctx, found)
+    findings, suppressed = _findings(found, views)
     findings += [_not_analysed(view) for view in views if not view.rendered]
     facts = LintFacts(revisions=[v.revision for v in views], rules=[r.id for r in evaluated],
                       squawk=squawk_version, suppressed=suppressed)
@@ -96,51 +98,24 @@ def views_of(plan: Any) -> list[RevisionView]:
     return views
 
 
-def suppressions(source: str) -> tuple[dict[str, str], dict[int, dict[str, str]]]:
-    """``(file-wide {rule: reason}, {line: {rule: reason}})`` from ``# ci-migrate: ignore[ID,…] reason``.
-
-    A comment at the end of a line covers that line; a comment on a line of its own covers the next
-    code line, or the whole file when it comes before the first ``def``.
-    """
-    whole: dict[str, str] = {}
-    by_line: dict[int, dict[str, str]] = {}
-    lines = source.splitlines()
-    first_def = next((i for i, line in enumerate(lines) if line.startswith(("def ", "async def "))), len(lines))
-    for index, line in enumerate(lines):
-        match = _IGNORE.search(line)
-        if not match:
-            continue
-        ids = {i.strip().upper(): match["reason"].strip() for i in match["ids"].split(",") if i.strip()}
-        if not line.strip().startswith("#"):
-            by_line.setdefault(index + 1, {}).update(ids)
-        elif index < first_def:
-            whole.update(ids)
-        else:
-            target = next((j for j in range(index + 1, len(lines)) if not lines[j].strip().startswith("#")), index)
-            by_line.setdefault(target + 1, {}).update(ids)
-    return whole, by_line
-
-
-def _findings(ctx: Any, found: list[tuple[RevisionView, Rule, Hit]]) -> tuple[list[Finding], int]:
-    findings, suppressed = [], 0
-    cache: dict[str, tuple[dict[str, str], dict[int, dict[str, str]]]] = {}
-    for view, rule, hit in found:
-        whole, by_line = cache.setdefault(view.revision, suppressions(view.source))
-        if rule.id in whole or (hit.line is not None and rule.id in by_line.get(hit.line, {})):
-            suppressed += 1
-            continue
-        findings.append(Finding(
-            check="lint", rule_id=rule.id, severity=hit.severity or rule.severity,  # type: ignore[arg-type]
-            title=f"{view.revision}: {hit.title}", message=hit.message, file=view.rel_file, line=hit.line,
-            revision=view.revision, bind=hit.bind, fix=hit.fix or rule.fix,
-            details={"rule": rule.name, **hit.details}))
-    return findings, suppressed
+def _findings(found: list[tuple[RevisionView, Rule, Hit]], views: list[RevisionView],
+              ) -> tuple[list[Finding], int]:
+    findings = [Finding(
+        check="lint", rule_id=rule.id, severity=hit.severity or rule.severity,  # type: ignore[arg-type]
+        title=f"{view.revision}: {hit.title}", message=hit.message, file=view.rel_file, line=hit.line,
+        revision=view.revision, bind=hit.bind, fix=hit.fix or rule.fix, details={"rule": rule.name, **hit.details})
+        for view, rule, hit in found]
+    files = {v.revision: v.file for v in views}
+    findings, silenced = suppress.silence(findings, lambda f: files.get(f.revision or ""))
+    for view in views:
+        findings += suppress.check_comments(view.file, view.rel_file, view.revision)
+    return findings, silenced
 
 
 def _not_analysed(view: RevisionView) -> Finding:
-    """CM515: the rules could not see what a pending revision does."""
+    """CM516: the rules could not see what a pending revision does."""
     return Finding(
-        check="lint", rule_id="CM515", severity="warning", revision=view.revision, file=view.rel_file,
+        check="lint", rule_id="CM516", severity="warning", revision=view.revision, file=view.rel_file,
         title=f"{view.revision}: not analysed: {view.why_not}",
         message=(f"Revision {view.revision} cannot be rendered as offline SQL ({view.why_not}) and did not run on a "
                  "sandbox in this run, so the risk rules could not see its operations. It may drop, rewrite or lock "
@@ -151,13 +126,13 @@ def _not_analysed(view: RevisionView) -> Finding:
 
 def _summary(findings: list[Finding], views: list[RevisionView], dialect: str, suppressed: int,
              squawk_version: str | None) -> str:
-    n = len(views)
+    n, risks = len(views), sum(1 for f in findings if not suppress.is_silenced(f) and f.rule_id != "CM516")
     blind = [v for v in views if not v.rendered]
     if blind:
         return (f"not analysed: {len(blind)} of {n} pending revision{'s' if n != 1 else ''} "
-                f"({', '.join(v.revision for v in blind)}); {len(findings) - len(blind)} risk(s) in the others")
+                f"({', '.join(v.revision for v in blind)}); {risks} risk(s) in the others")
     where = f"{n} pending revision{'s' if n != 1 else ''} ({dialect})"
-    text = (f"{len(findings)} risk{'s' if len(findings) != 1 else ''} in {where}" if findings
+    text = (f"{risks} risk{'s' if risks != 1 else ''} in {where}" if risks
             else f"no risky operations in {where}" if views else "no pending revisions to lint")
     if suppressed:
         text += f"; {suppressed} silenced inline"
