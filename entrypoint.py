@@ -261,7 +261,7 @@ def app_environment(args: list[str] | None, workdir: Path, run: Callable[..., tu
     app's requirements there — the default stack when none are found, nothing for ``None``
     (``requirements: none``). Returns its Python. ``Stop(code 3)`` naming the package when an
     install fails."""
-    uv = shutil.which("uv") or "uv"
+    uv = _uv()
     python = venv / "bin" / "python"
     if not python.is_file():
         code, output = run([uv, "venv", "--seed", "--quiet", "--python", sys.executable, str(venv)], workdir)
@@ -279,10 +279,15 @@ def app_environment(args: list[str] | None, workdir: Path, run: Callable[..., tu
     return python
 
 
+def _uv() -> str:
+    """uv: on PATH (the image), else beside this Python (a venv's bin/)."""
+    beside = Path(sys.executable).parent / "uv"
+    return shutil.which("uv") or (str(beside) if beside.is_file() else "uv")
+
+
 def install_requirements(args: list[str], workdir: Path, run: Callable[..., tuple[int, str]], python: Path) -> None:
     """``uv pip install`` into the app's venv (``python``); ``Stop(code 3)`` naming the package on failure."""
-    uv = shutil.which("uv") or "uv"
-    command = [uv, "pip", "install", "--python", str(python), *args]
+    command = [_uv(), "pip", "install", "--python", str(python), *args]
     with group(f"Installing the app's requirements into {python.parent.parent}: uv pip install {' '.join(args)}"):
         code, output = run(command, workdir)
     if code:

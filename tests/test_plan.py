@@ -201,7 +201,7 @@ def test_revision_that_queries_the_database_is_not_analysed_without_a_sandbox(cl
                  cwd=repo, env={"DATABASE_URL": "postgresql://app@db.internal/blog"})
     report = report_of(result)
     assert result.code == 0, result.text
-    assert findings(report) == [("CM404", "931ab01e298b"), ("CM515", "931ab01e298b")]
+    assert findings(report) == [("CM404", "931ab01e298b"), ("CM516", "931ab01e298b")]
     lint = check_of(report, "lint")
     assert lint["status"] == "warning" and lint["summary"].startswith("not analysed: 1 of 2 pending revisions")
     assert "no risky operations" not in lint["summary"]
@@ -488,3 +488,49 @@ def test_plan_against_mariadb_renders_mysql_sql_and_its_rules(cli, tmp_path, sta
     assert sorted(lint) == ["CM502", "CM504"]  # no CM507: InnoDB builds indexes without blocking writes
     assert lint["CM504"]["severity"] == "warning" and "silently fill" in lint["CM504"]["message"]
     assert check_of(report, "lint")["facts"]["squawk"] is None  # squawk is PostgreSQL only
+
+
+def test_plan_against_a_multidb_target_reads_every_bind(cli, tmp_path, pg_server):
+    """The default bind is at head but the audit bind is two revisions behind: those are pending."""
+    from test_env_shapes import scratch_database
+
+    app = copy_app("multidb", tmp_path)
+    (app / ".ci-migrate.yml").write_text("app: app.py\ntargets:\n  staging:\n    url-env: STAGING_URL\n"
+                                         "    binds: {audit: STAGING_AUDIT_URL}\n")
+    with scratch_database(pg_server) as main, scratch_database(pg_server) as audit:
+        subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=app, check=True, capture_output=True,
+                       env=clean_env({"DATABASE_URL": main, "AUDIT_DATABASE_URL": audit, "FLASK_APP": "app.py"}))
+        set_version(audit, "d24caa29bc17")
+        result = cli("plan", "--target", "staging", "--format", "json", cwd=app,
+                     env={"STAGING_URL": main, "STAGING_AUDIT_URL": audit})
+    report = report_of(result)
+    plan = check_of(report, "plan")["facts"]
+    assert [p["revision"] for p in plan["pending"]] == ["678a04f7b50d", "c8bfe16d6ca7"], result.text
+    assert plan["current"] == ["c8bfe16d6ca7", "d24caa29bc17"]
+
+
+@pytest.mark.parametrize("server", ["postgresql"], indirect=True)
+def test_a_revision_that_reads_the_database_is_recorded_while_it_runs(cli, tmp_path, server):
+    """Offline SQL cannot render 931ab01e298b (it reads rows with op.get_bind()), but it runs on the
+    sandbox: its operations and the statements it sends through the connection are recorded there, so
+    lint sees them (CM513: data and schema together, here a set-based UPDATE added to its loop, which
+    runs even on the empty sandbox) and the lock trace follows it."""
+    repo = pr_repo(tmp_path, "offline_unrenderable", RISKY_BASE)
+    revision = next((repo / "migrations" / "versions").glob("931ab01e298b_*.py"))
+    text = revision.read_text()
+    revision.write_text(text.replace("""                     {'slug': username.lower().replace(' ', '-'), 'id': user_id})\n""",
+                                     """                     {'slug': username.lower().replace(' ', '-'), 'id': user_id})\n"""
+                                     """    conn.execute(sa.text('UPDATE "user" SET slug = lower(username) WHERE slug IS NULL'))\n""", 1))
+    git(repo, "commit", "-q", "-am", "backfill the rest in one statement", author="PR Author")
+    result = cli("check", "--app", "app.py", "--base", "main", "--sandbox", server, "--format", "json",
+                 cwd=repo, env={"DATABASE_URL": "postgresql://app@db.internal/blog"})
+    report = report_of(result)
+    lint = check_of(report, "lint")
+    assert ("CM513", "931ab01e298b") in [(f["rule_id"], f["revision"]) for f in lint["findings"]], result.text
+    assert "CM516" not in [f["rule_id"] for f in lint["findings"]]
+    cm404 = [f for f in check_of(report, "plan")["findings"] if f["rule_id"] == "CM404"]
+    assert cm404 and "recorded while it ran on the sandbox" in cm404[0]["message"]
+    slug = check_of(report, "plan")["facts"]["pending"][0]
+    assert slug["sql"].startswith("-- as run on the sandbox") and 'UPDATE "user" SET slug = lower' in slug["sql"]
+    traced = {r["revision"]: r for r in check_of(report, "locks")["facts"]["revisions"]}
+    assert traced["931ab01e298b"]["statements"] >= 2

@@ -134,5 +134,6 @@ def test_inline_comment_silences_a_round_trip_finding(cli, app_dir):
                                              env={"CI_MIGRATE_RULES": "{CM702: warning, CM703: off}"})
     assert result.code == 0, result.text  # CM701 silenced inline, CM702 lowered, CM703 off
     assert roundtrip["summary"].endswith("(1 silenced inline)")
-    assert [(f["rule_id"], f["severity"]) for f in roundtrip["findings"]] == [("CM702", "warning")]
+    assert [(f["rule_id"], f["severity"]) for f in roundtrip["findings"]] == [("CM702", "warning"), ("CM701", "info")]
+    assert roundtrip["findings"][1]["title"].endswith("silenced inline: dropped by hand in the rollback runbook")
     assert [s["status"] for s in roundtrip["facts"]["steps"]].count("leaky") == 1  # the fact stays

@@ -99,25 +99,30 @@ def compare(ctx: Any, ref: str, repo: Path, commit: str, merge_base: str | None)
 
 
 def _against_target(ctx: Any, target: str, base_ref: str | None) -> Pending:
-    url = ctx.settings.target_url(target, ctx.env)
-    pending = Pending(against=f"target:{target}", target=target, base_ref=base_ref, target_url=url)
+    """The revisions ``flask db upgrade`` would run on the target: multidb, every bind's version table
+    (a revision is pending when any bind lacks it)."""
+    from ci_migrate.apply.targets import target_urls
     from ci_migrate.errors import DatabaseError
 
+    url = ctx.settings.target_url(target, ctx.env)
+    pending = Pending(against=f"target:{target}", target=target, base_ref=base_ref, target_url=url)
+    urls = target_urls(ctx.settings, target, ctx.project, ctx.env)
     try:
-        ctx.probe.call("target", urls={"": url}, read_only=True)
+        ctx.probe.call("target", urls=urls.request(), read_only=True)
         state = ctx.probe.call("target_state")
     except DatabaseError as exc:
         raise DatabaseError(f"target {target!r}: {exc}") from None
-    current = sorted(state["heads"].get("", []))
-    pending.current = current
+    by_bind = {key: sorted(heads) for key, heads in state["heads"].items()}
+    pending.current = sorted({rev for heads in by_bind.values() for rev in heads})
     known = set(ctx.history.order)
-    unknown = [c for c in current if c not in known]
+    unknown = [c for c in pending.current if c not in known]
     if unknown:
         pending.findings.append(unknown_revision(ctx, target, url, unknown))
         pending.unavailable = f"target {target} is at a revision this repository does not have"
         return pending
-    done = set(ctx.probe.call("ancestors", revisions=current)["revisions"]) if current else set()
-    pending.revisions = [r for r in ctx.history.order if r not in done]
+    done = [set(ctx.probe.call("ancestors", revisions=heads)["revisions"]) if heads else set()
+            for heads in by_bind.values()]
+    pending.revisions = [r for r in ctx.history.order if any(r not in d for d in done)]
     if base_ref:
         repo, commit, merge_base = base_branch.open_base(ctx.project.root, base_ref)
         pending.comparison = compare(ctx, base_ref, repo, commit, merge_base)

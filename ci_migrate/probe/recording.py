@@ -35,6 +35,7 @@ _TABLE = re.compile(
     r"COMMENT\s+ON\s+(?:TABLE|COLUMN))\s+(?P<name>(?:[`\"][^`\"]+[`\"]|[\w$]+)(?:\.(?:[`\"][^`\"]+[`\"]|[\w$]+))?)",
     re.I,
 )
+_DDL = re.compile(r"^\s*(?:CREATE|ALTER|DROP|RENAME|INSERT\s+INTO\s+_alembic_tmp|PRAGMA)\b", re.I)
 TRANSACTION_WORDS = {"BEGIN;", "COMMIT;", "BEGIN TRANSACTION;", "START TRANSACTION;", "GO"}
 
 
@@ -224,8 +225,8 @@ def _attribute_batch_statements(entry: Recording) -> None:
         return
     for statement in entry.statements:
         text = statement["text"]
-        if statement["op"] is not None or text.strip().upper() in TRANSACTION_WORDS:
-            continue
+        if statement["op"] is not None or text.strip().upper() in TRANSACTION_WORDS or not _DDL.match(text):
+            continue  # a batch block writes DDL; rows read or written next to it are the revision's own
         table = statement_table(text)
         if table == "alembic_version":
             continue

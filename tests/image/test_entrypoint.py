@@ -290,7 +290,8 @@ def test_entrypoint_runs_the_cli_in_the_workspace(tmp_path):
                 "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs),
                 "INPUT_WORKING-DIRECTORY": "svc", "INPUT_REQUIREMENTS": "none", "INPUT_COMMAND": "check",
                 "INPUT_SANDBOX-URL": "sqlite", "INPUT_GITHUB-TOKEN": "ghs_entrypointtesttoken",
-                "INPUT_COMMENT": "never", "PYTHONDONTWRITEBYTECODE": ""})
+                "INPUT_COMMENT": "never", "PYTHONDONTWRITEBYTECODE": "",
+                "CI_MIGRATE_PYTHON": sys.executable})  # the app's Python given: no environment is made
     env.pop("PYTHONDONTWRITEBYTECODE")
     before = {p.relative_to(ws) for p in ws.rglob("*")}
     proc = subprocess.run([sys.executable, str(ROOT / "entrypoint.py")], cwd="/", env=env,
@@ -300,3 +301,20 @@ def test_entrypoint_runs_the_cli_in_the_workspace(tmp_path):
     assert "bio" in proc.stdout + proc.stderr
     after = {p.relative_to(ws) for p in ws.rglob("*")}
     assert after == before, f"files left in the workspace: {sorted(map(str, after - before))}"
+
+
+def test_the_app_gets_an_environment_of_its_own(tmp_path):
+    """No requirements declared: a venv beside ci-migrate's, with the default stack, made with uv."""
+    venv = tmp_path / "app"
+    python = ep.app_environment([], tmp_path, ep.stream, venv=venv)
+    assert python == venv / "bin" / "python"
+    code = "import flask, flask_sqlalchemy, flask_migrate, psycopg, pymysql; print(flask.__name__)"
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "flask", out.stderr
+    empty = ep.app_environment(None, tmp_path, ep.stream, venv=tmp_path / "empty")
+    missing = subprocess.run([str(empty), "-c", "import flask"], capture_output=True, text=True, check=False)
+    assert missing.returncode != 0  # requirements: none — nothing installed
+    env = {"PATH": "/usr/bin"}
+    ep.activate(env, venv)
+    assert env["CI_MIGRATE_PYTHON"] == str(python) and env["PATH"].startswith(f"{venv}/bin")
+
