@@ -163,7 +163,9 @@ def _publish(report: Any, settings: Any, *, pr_number: int | None = None, save: 
     sticky comment); return the exit code. Publishing problems are notices on stderr, never failures."""
     from ci_migrate.publish import ci
     from ci_migrate.publish import console as console_out
+    from ci_migrate.publish.links import links_for
 
+    links = links_for(os.environ, settings.rules_url)
     path = lambda value: str(settings.resolve_path(value)) if value else None  # noqa: E731
     if settings.output and save:
         out = settings.resolve_path(settings.output)
@@ -172,11 +174,11 @@ def _publish(report: Any, settings: Any, *, pr_number: int | None = None, save: 
     if settings.format == "json":
         click.echo(report.to_json())
     else:
-        console_out.render(report, console_out.make_console())
+        console_out.render(report, console_out.make_console(), links=links)
     extra: dict[str, Any] = {"pr_number": pr_number} if pr_number is not None else {}
     notices = ci.publish(report, env=os.environ, comment=settings.comment, report_path=path(settings.output),
                          junit=path(settings.junit), sarif=path(settings.sarif),
-                         codequality=path(settings.codequality), root=settings.root, **extra)
+                         codequality=path(settings.codequality), root=settings.root, links=links, **extra)
     for notice in notices:
         click.echo(f"notice: {notice}", err=True)
     return report.exit_code

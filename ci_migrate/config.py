@@ -220,6 +220,16 @@ class _Keys(_Model):
     junit: str | None = None
     sarif: str | None = None
     codequality: str | None = None
+    rules_url: str | None = None
+
+    @field_validator("rules_url")
+    @classmethod
+    def _rules_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s]+", value.strip()):
+            raise custom("rules_url", "must be the http(s) URL of the folder holding the rule pages "
+                                      "(<rule id>.md), e.g. https://github.com/me/ci-migrate/blob/main/docs/rules/ "
+                                      f"(got {show(value)})")
+        return value.strip() if value is not None else None
 
     @field_validator("checks")
     @classmethod
@@ -428,6 +438,8 @@ _STARTER: list[tuple[str, str, bool]] = [  # (one-line explanation, YAML, shown 
      "comment: always", False),
     ("Also write JUnit XML, SARIF 2.1.0 and GitLab Code Quality reports to these files.",
      "junit: ci-migrate-junit.xml\nsarif: ci-migrate.sarif\ncodequality: gl-code-quality-report.json", False),
+    ("Where rule ids link to (a fork's or a mirror's docs/rules/ folder; default: this release's).",
+     "rules-url: https://github.com/me/ci-migrate/blob/main/docs/rules/", False),
 ]
 
 

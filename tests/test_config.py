@@ -530,3 +530,31 @@ def test_write_starter_refuses_to_overwrite(tmp_path):
     assert path.read_text() == "app: mine\n"
     write_starter(path, force=True)
     assert path.read_text() == starter_config()
+
+
+# ------------------------------------------------------------ rules-url
+
+
+def test_rules_url_from_file_and_environment(tmp_path):
+    write(tmp_path, "rules-url: https://github.com/me/ci-migrate/blob/main/docs/rules/\n")
+    assert load(env={}, cwd=tmp_path).rules_url == "https://github.com/me/ci-migrate/blob/main/docs/rules/"
+    env = {"CI_MIGRATE_RULES_URL": "https://mirror.example/rules"}
+    assert load(env=env, cwd=tmp_path).rules_url == "https://mirror.example/rules"
+
+
+def test_rules_url_must_be_a_web_address(tmp_path):
+    message = errors(tmp_path, "rules-url: docs/rules\n")
+    assert ".ci-migrate.yml:1:12: rules-url: must be the http(s) URL of the folder holding the rule pages" in message
+    assert "(got 'docs/rules')" in message
+
+
+def test_rules_url_reaches_the_console_and_a_bad_one_exits_2(tmp_path, cli):
+    from support import copy_app
+
+    app = copy_app("tutorial_drift", tmp_path)
+    result = cli("check", "--app", "app.py", cwd=app, env={"CI_MIGRATE_RULES_URL": "https://mirror.example/rules/"})
+    assert result.code == 1, result.text
+    assert "https://mirror.example/rules/CM301.md" in result.out
+    bad = cli("check", "--app", "app.py", cwd=app, env={"CI_MIGRATE_RULES_URL": "mirror.example/rules"})
+    assert bad.code == 2
+    assert "CI_MIGRATE_RULES_URL: must be the http(s) URL of the folder holding the rule pages" in bad.err
