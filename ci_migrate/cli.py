@@ -1,4 +1,4 @@
-"""Command line: ``ci-migrate check | plan | apply | post | init`` (``python -m ci_migrate``).
+"""Command line: ``ci-migrate check | plan | apply | post | init | explain`` (``python -m ci_migrate``).
 
 Exit codes: 0 passed, 1 findings at or above ``fail-on``, 2 usage or configuration error,
 3 environment error (app import, database unreachable, unsupported library versions).
@@ -315,6 +315,28 @@ def post(report_file: str, pr_number: int | None, config: str | None, format_: s
             first = str(exc).splitlines()[0]
             raise UsageError(f"{report_file}: not a ci-migrate report (schema version 1): {first}") from None
         _publish(report, settings, pr_number=pr_number, save=False)
+        return 0
+
+    _guarded(body)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("rule_id", metavar="RULE_ID")
+def explain(rule_id: str) -> None:
+    """Print the page of a rule (what it detects, why it matters, how to fix it), e.g. CM504."""
+
+    def body() -> int:
+        from ci_migrate.publish.console import make_console
+        from ci_migrate.rule_pages import page
+
+        text = page(rule_id)
+        console = make_console()
+        if console.is_terminal:
+            from rich.markdown import Markdown
+
+            console.print(Markdown(text))
+        else:  # piped or in a CI log: the Markdown as written
+            click.echo(text, nl=False)
         return 0
 
     _guarded(body)
