@@ -11,7 +11,7 @@ from ci_migrate.config import (CONFIG_FILENAME, Baseline, CheckSetting, ConfigEr
                                starter_config, write_starter)
 
 ALLOWED = ("    allowed keys: app, migrations, sandbox, sandbox-password-env, targets, checks, rules, ignore, "
-           "baseline, fail-on, keep-sandbox, format, output, target, base, comment, junit, sarif, codequality")
+           "baseline, fail-on, keep-sandbox, format, output, target, base, comment, junit, sarif, codequality, rules-url")
 
 
 def write(directory: Path, text: str, name: str = CONFIG_FILENAME) -> Path:

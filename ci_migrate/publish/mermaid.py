@@ -150,7 +150,6 @@ def _relations(main: Iterable[TableSchema], shown: set[str],
 
 #: How a touched table is labelled in the change diagram.
 TABLE_MARK = {"added": "new", "dropped": "dropped", "changed": "changed"}
-_COLUMN_NOTE = {"added": "added", "dropped": "dropped", "changed": "changed"}
 
 
 def change_diagram(facts: SchemaChangeFacts, *, neighbours: bool = True, only_changed: bool = False,
@@ -167,10 +166,11 @@ def change_diagram(facts: SchemaChangeFacts, *, neighbours: bool = True, only_ch
     labels = {t.name: f"{t.name} ({TABLE_MARK[t.change]})" for t in touched}
     main = [_touched_shape(t, shapes.get((t.bind, t.name)), only_changed) for t in touched]
     names = {t.name for t in touched}
+    every_touched = {t.name for t in facts.tables}  # also those left out by max_tables
     context: dict[str, set[str]] = {}
     if neighbours:
         for shape in facts.schemas:
-            if shape.name in names or shape.name in {t.name for t in facts.tables}:
+            if shape.name in every_touched:
                 continue
             refs = {c.name for c in shape.columns if c.foreign_key and _fk_table(c.foreign_key) in names}
             referenced = {c.foreign_key.rsplit(".", 1)[-1] for t in main for c in t.columns
@@ -178,8 +178,8 @@ def change_diagram(facts: SchemaChangeFacts, *, neighbours: bool = True, only_ch
             if refs or referenced:
                 context[shape.name] = refs | referenced
     by_name = {s.name: s for s in facts.schemas}
-    notes = {t.name: {c.name: _COLUMN_NOTE[c.change] for c in t.columns} if t.change == "changed" else {}
-             for t in touched}
+    notes = {t.name: {c.name: c.change for c in t.columns} if t.change == "changed" else {}
+             for t in touched}  # a new or dropped table: every column is
     entities = [Entity(entity_name(labels[t.name]), _attributes(t, notes[t.name])) for t in main]
     entities += [_context_entity(by_name[n], cols) for n, cols in context.items()]
     shown = names | set(context)

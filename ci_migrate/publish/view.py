@@ -207,9 +207,11 @@ def _change(report: Report, cuts: Cuts, links: Links) -> dict[str, Any] | None:
             if cuts.max_items is not None and len(line.items) > cuts.max_items else [])
     lines = sum(1 + len(t.items) for t in tables.rows)
     planned = {p.revision: p for p in report.plan.pending} if report.plan else {}
-    revisions = [{"revision": r, "message": planned[r].message if r in planned else None,
-                  "author": planned[r].author if r in planned else None,
-                  "url": links.file(planned[r].file) if r in planned else None} for r in facts.revisions]
+    revisions = []
+    for rev in facts.revisions:
+        p = planned.get(rev)
+        revisions.append({"revision": rev, "message": p.message if p else None,
+                          "author": p.author if p else None, "url": links.file(p.file) if p else None})
     return {"counts": counts(facts), "tables": tables, "more": tables.more, "diagram": diagram,
             "revisions": Shown.cut(revisions, cuts.max_items),
             "large": len(facts.tables) > LARGE_CHANGE_TABLES or lines > LARGE_CHANGE_LINES}
