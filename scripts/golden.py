@@ -38,6 +38,7 @@ PG_SERVER = os.environ.get("CI_MIGRATE_GOLDEN_SERVER", "postgresql://postgres@12
 STARTED = "2026-01-02T03:04:05Z"
 _DURATION = re.compile(r"\b\d+(?:\.\d+)? (ms|s)\b")
 _SANDBOX_DB = re.compile(r"ci_migrate_[0-9a-f]{8}")
+_DRIVER = re.compile(r"\b(postgresql|mysql)\+\w+://")  # psycopg or psycopg2, as installed
 
 
 @dataclass(frozen=True)
@@ -138,10 +139,10 @@ def _reflect_change(repo: Path, case: Case, report: dict[str, Any]) -> dict[str,
     url = normalize_url(PG_SERVER + name)
     engine = sa.create_engine(url)
     try:
-        env = _env({"DATABASE_URL": url.render_as_string(hide_password=False)})
+        env = _env({"DATABASE_URL": url.render_as_string(hide_password=False), "FLASK_APP": case.target})
         snaps = []
         for revision in (case.base[-1], "head"):
-            subprocess.run([sys.executable, "-m", "flask", "--app", case.target, "db", "upgrade", revision],
+            subprocess.run([sys.executable, "-m", "flask", "db", "upgrade", revision],
                            cwd=repo, env=env, check=True, capture_output=True)
             snaps.append(snapshot(engine))
         return schema_change(*snaps, revisions=pending).model_dump(mode="json")
@@ -153,7 +154,8 @@ def _reflect_change(repo: Path, case: Case, report: dict[str, Any]) -> dict[str,
 
 
 def normalize(data: Any, key: str = "") -> Any:
-    """Make a report stable across runs: timestamps, durations, sandbox database names."""
+    """Make a report stable across runs: timestamps, durations, sandbox database names, the
+    database driver (the sandbox URL says ``postgresql://``)."""
     if isinstance(data, dict):
         return {k: normalize(v, k) for k, v in data.items()}
     if isinstance(data, list):
@@ -164,7 +166,8 @@ def normalize(data: Any, key: str = "") -> Any:
     if isinstance(data, (int, float)) and not isinstance(data, bool) and timing:
         return 0.0
     if isinstance(data, str):
-        return _SANDBOX_DB.sub("ci_migrate_00000000", _DURATION.sub(lambda m: f"0 {m.group(1)}", data))
+        data = _DRIVER.sub(r"\1://", _DURATION.sub(lambda m: f"0 {m.group(1)}", data))
+        return _SANDBOX_DB.sub("ci_migrate_00000000", data)
     return data
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
+import pytest
 from support import ROOT
 
 SCRIPT = ROOT / "scripts" / "golden.py"
@@ -17,6 +19,11 @@ def golden(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=600)
 
 
+NEWEST = int(version("Flask-Migrate").split(".")[0]) >= 4 and int(version("SQLAlchemy").split(".")[0]) >= 2
+
+
+@pytest.mark.skipif(not NEWEST, reason="the golden comments are made with the newest supported libraries; "
+                    "Flask-Migrate 2/3 renders the suggested revision body without batch mode")
 def test_golden_comments_are_current(pg_server: str) -> None:
     proc = golden("--check")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -30,7 +37,7 @@ def test_a_stale_golden_comment_is_shown_and_fails(pg_server: str, tmp_path: Pat
     proc = golden("--check", "--dir", str(tmp_path), "two_heads")
     assert proc.returncode == 1
     assert "-## ❌ ci-migrate check: 1 problem\n+## ❌ ci-migrate check: 1 error\n" in proc.stdout
-    assert "1 golden file(s) are not current: run `python scripts/golden.py --write`" in proc.stderr
+    assert "golden file(s) are not current: run `python scripts/golden.py --write`" in proc.stderr
     assert golden("--write", "--dir", str(tmp_path), "two_heads").returncode == 0
     assert golden("--check", "--dir", str(tmp_path), "two_heads").returncode == 0
 

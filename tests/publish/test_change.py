@@ -146,3 +146,15 @@ def test_console_shows_the_short_list() -> None:
             "  ✏️ user\n"
             "      - adds column `bio` VARCHAR(250)\n") in text
     assert text.rstrip().endswith("✅ passed, 3 warnings (0.0 s)")
+
+
+def test_a_change_of_several_revisions_lists_them_in_upgrade_order() -> None:
+    report = wide_change(1, 1)
+    assert report.schema_change is not None and report.plan is not None
+    report.schema_change.revisions = [p.revision for p in report.plan.pending]
+    body = render_comment(report)
+    assert ("1 table added by 3 revisions, in upgrade order:\n\n"
+            "- `c3d4e5f6a7b8` add user.bio (Ada Lovelace &lt;ada@example.com&gt;)\n"
+            "- `d4e5f6a7b8c9` add post table (Grace Hopper &lt;grace@example.com&gt;)\n"
+            "- `e5f6a7b8c9d0` backfill post.slug\n\n```mermaid\n") in body
+    assert "### 📦 Pending migrations" not in body
