@@ -132,7 +132,7 @@ def _reflect_change(repo: Path, case: Case, report: dict[str, Any]) -> dict[str,
 
     plan = next(c["facts"] for c in report["checks"] if c["name"] == "plan")
     pending = [p["revision"] for p in plan["pending"]]
-    name = f"ci_migrate_golden_{secrets.token_hex(4)}"
+    name = f"golden_schema_{secrets.token_hex(4)}"  # not ci_migrate_*: no sandbox of a run
     admin = sa.create_engine(normalize_url(PG_SERVER + "postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
