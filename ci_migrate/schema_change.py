@@ -161,9 +161,8 @@ def schema_change(before: Snapshot, after: Snapshot, *, bind: str | None = None,
             continue
         tables.append(change)
     touched = [t.name for t in tables]
-    shapes = {n: _shape(n, after.get(n) or before[n], bind) for n in touched}
-    for name in _neighbours(touched, before, after):
-        shapes[name] = _shape(name, after.get(name) or before[name], bind)
+    shapes = {n: _shape(n, after[n] if n in after else before[n], bind)
+              for n in [*touched, *_neighbours(touched, before, after)]}
     return SchemaChangeFacts(revisions=list(revisions), tables=tables, schemas=list(shapes.values()))
 
 

@@ -37,7 +37,8 @@ class Headline(NamedTuple):
         return f"{self.icon} {self.text}"
 
 
-def _count(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """``1 error``, ``2 errors``."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
@@ -49,7 +50,7 @@ def headline(report: Report) -> Headline:
     A run that failed without a counted finding (a check crashed) says ``❌ failed``.
     """
     found = [f.severity for f in report.findings]
-    counts = [_count(found.count(sev), word) for sev, word in
+    counts = [plural(found.count(sev), word) for sev, word in
               (("error", "error"), ("warning", "warning"), ("info", "notice")) if sev in found]
     if report.verdict == "failed":
         return Headline("❌", ", ".join(counts) or "failed")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ci_migrate.publish.change_text import counts, ordered, table_lines
-from ci_migrate.publish.common import Headline, headline, locate
+from ci_migrate.publish.common import Headline, headline, locate, plural
 from ci_migrate.publish.links import Links, default_links
 from ci_migrate.publish.mdtext import code, text
 from ci_migrate.publish.mermaid import Diagram, change_diagram, er_diagram
@@ -154,10 +154,6 @@ def build_view(report: Report, *, marker: str | None, cuts: Cuts = Cuts(),
         schema_version=report.schema_version,
         key=report.key,
     )
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _meta(report: Report) -> list[tuple[str, str]]:
@@ -358,12 +354,12 @@ def _cut_labels(report: Report, cuts: Cuts, *, findings_more: int, changes_more:
             s.name for s in facts.schemas} - {t.name for t in facts.tables})),
         ("its unchanged columns", cuts.change >= 2 and bool(facts and any(
             t.change == "changed" for t in facts.tables))),
-        (f"{_plural(tables_more, 'changed table')}", tables_more > 0),
+        (f"{plural(tables_more, 'changed table')}", tables_more > 0),
         ("the suggested revision body",
          cuts.code and bool(report.drift and report.drift.has_drift)),
-        (f"{_plural(changes_more, 'schema change')}", changes_more > 0),
-        (f"{_plural(findings_more, 'finding')}", findings_more > 0),
-        (f"{_plural(pending - (cuts.max_items or 0), 'pending revision')}",
+        (f"{plural(changes_more, 'schema change')}", changes_more > 0),
+        (f"{plural(findings_more, 'finding')}", findings_more > 0),
+        (f"{plural(pending - (cuts.max_items or 0), 'pending revision')}",
          cuts.max_items is not None and pending > cuts.max_items),
     ]
     return [text for text, on in labels if on]

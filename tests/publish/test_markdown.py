@@ -38,6 +38,16 @@ def test_verdict_first_then_checks() -> None:
             == "## ❌ ci-migrate check: 12 errors, 12 warnings, 6 notices")
 
 
+def test_a_crashed_check_without_a_counted_finding_fails_plainly() -> None:
+    from ci_migrate.publish.common import headline
+    from ci_migrate.report import CheckResult
+
+    report = reports.passing()
+    report.checks.append(CheckResult(name="locks", status="error", summary="the lock trace crashed"))
+    assert str(headline(report)) == "❌ failed"
+    assert "- 💥 locks: the lock trace crashed" in render_comment(report)
+
+
 def test_skipped_checks_say_why() -> None:
     report = reports.two_heads()
     assert "- ⏭️ replay: skipped: the history has 2 heads" in render_comment(report).splitlines()
