@@ -52,8 +52,9 @@ ARG PIP_INDEX_URL
 ARG PIP_EXTRA_INDEX_URL
 ARG PIP_TRUSTED_HOST
 ARG PIP_CERT
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml setup.py README.md /src/
 COPY ci_migrate /src/ci_migrate
+COPY docs/rules /src/docs/rules
 RUN if [ -f /opt/venv/ssl/ca-bundle.pem ]; then export PIP_CERT=/opt/venv/ssl/ca-bundle.pem; fi \
     && /opt/venv/bin/pip install --no-compile --no-deps --target /opt/ci-migrate /src \
     && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/ci-migrate

@@ -1,4 +1,4 @@
-"""Command line: ``ci-migrate check | plan | apply | post | init`` (``python -m ci_migrate``).
+"""Command line: ``ci-migrate check | plan | apply | post | init | explain`` (``python -m ci_migrate``).
 
 Exit codes: 0 passed, 1 findings at or above ``fail-on``, 2 usage or configuration error,
 3 environment error (app import, database unreachable, unsupported library versions).
@@ -188,8 +188,10 @@ def _publish(report: Any, settings: Any, *, pr_number: int | None = None, save: 
     stderr, never failures."""
     from ci_migrate.publish import ci
     from ci_migrate.publish import console as console_out
+    from ci_migrate.publish.links import links_for
 
     report = _masker().report(report)  # the one place a report is masked: every output below reads this copy
+    links = links_for(os.environ, settings.rules_url)
     path = lambda value: str(settings.resolve_path(value)) if value else None  # noqa: E731
     if settings.output and save:
         out = settings.resolve_path(settings.output)
@@ -199,13 +201,13 @@ def _publish(report: Any, settings: Any, *, pr_number: int | None = None, save: 
         if settings.format == "json":
             click.echo(report.to_json())
         else:
-            console_out.render(report, console_out.make_console())
+            console_out.render(report, console_out.make_console(), links=links)
     except BrokenPipeError:  # `ci-migrate check | head -1`: the verdict still decides the exit code
         console_out.output_closed()
     extra: dict[str, Any] = {"pr_number": pr_number} if pr_number is not None else {}
     notices = ci.publish(report, env=os.environ, comment=settings.comment, report_path=path(settings.output),
                          junit=path(settings.junit), sarif=path(settings.sarif),
-                         codequality=path(settings.codequality), root=settings.root, **extra)
+                         codequality=path(settings.codequality), root=settings.root, links=links, **extra)
     for notice in notices:
         _err(f"notice: {notice}")
     return report.exit_code
@@ -370,6 +372,28 @@ def prune(sandbox: str | None, older_than: str, config: str | None) -> None:
         click.echo(f"dropped {len(dropped)} {what} older than {older_than}" + (":" if dropped else ""))
         for name in dropped:
             click.echo(f"  {name}")
+        return 0
+
+    _guarded(body)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("rule_id", metavar="RULE_ID")
+def explain(rule_id: str) -> None:
+    """Print the page of a rule (what it detects, why it matters, how to fix it), e.g. CM504."""
+
+    def body() -> int:
+        from ci_migrate.publish.console import make_console
+        from ci_migrate.rule_pages import page
+
+        text = page(rule_id)
+        console = make_console()
+        if console.is_terminal:
+            from rich.markdown import Markdown
+
+            console.print(Markdown(text))
+        else:  # piped or in a CI log: the Markdown as written
+            click.echo(text, nl=False)
         return 0
 
     _guarded(body)

@@ -285,6 +285,16 @@ class _Keys(_Model):
     junit: str | None = None
     sarif: str | None = None
     codequality: str | None = None
+    rules_url: str | None = None
+
+    @field_validator("rules_url")
+    @classmethod
+    def _rules_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s]+", value.strip()):
+            raise custom("rules_url", "must be the http(s) URL of the folder holding the rule pages "
+                                      "(<rule id>.md), e.g. https://github.com/me/ci-migrate/blob/main/docs/rules/ "
+                                      f"(got {show(value)})")
+        return value.strip() if value is not None else None
 
     @field_validator("checks")
     @classmethod

@@ -48,6 +48,8 @@ _STARTER: list[tuple[str, str, bool]] = [  # (one-line explanation, YAML, shown 
      "comment: always", False),
     ("Also write JUnit XML, SARIF 2.1.0 and GitLab Code Quality reports to these files.",
      "junit: ci-migrate-junit.xml\nsarif: ci-migrate.sarif\ncodequality: gl-code-quality-report.json", False),
+    ("Where rule ids link to (a fork's or a mirror's docs/rules/ folder; default: this release's).",
+     "rules-url: https://github.com/me/ci-migrate/blob/main/docs/rules/", False),
 ]
 
 

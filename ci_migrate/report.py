@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Table shapes live beside the schema change; re-exported here, where the publishers look.
+from ci_migrate.schema_change import ColumnSchema, SchemaChangeFacts, TableSchema  # noqa: F401
+
 SCHEMA_VERSION = "1"
 
 Severity = Literal["info", "warning", "error"]
@@ -285,23 +288,6 @@ Facts = Annotated[
 ]
 
 
-# --------------------------------------------------------------------------- schema (for diagrams)
-
-
-class ColumnSchema(_Model):
-    name: str
-    type: str
-    nullable: bool = True
-    primary_key: bool = False
-    foreign_key: str | None = None  # "table.column"
-
-
-class TableSchema(_Model):
-    name: str
-    bind: str | None = None
-    columns: list[ColumnSchema] = Field(default_factory=list)
-
-
 # --------------------------------------------------------------------------- results and report
 
 
@@ -367,6 +353,9 @@ class Report(_Model):
     sandbox: SandboxInfo | None = None
     checks: list[CheckResult] = Field(default_factory=list)
     tables: list[TableSchema] = Field(default_factory=list)
+    #: What the pending revisions do to the schema (sandbox reflected before and after them);
+    #: ``None`` when no revision is pending or the check that fills it did not run.
+    schema_change: SchemaChangeFacts | None = None
     notes: list[str] = Field(default_factory=list)
 
     # ---- derived views (not serialized)

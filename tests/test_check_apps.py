@@ -129,7 +129,7 @@ def test_console_output_reads_well(cli, app_dir):
     result = cli("check", "--app", "app.py", cwd=app_dir)
     assert result.code == 1
     out = result.out
-    assert "✘ failed" in out and "drift" in out
+    assert "❌ 1 error — failing at or above 'error'" in out and "drift" in out
     assert "adds column `user.bio` VARCHAR(250), nullable" in out
     assert 'flask db migrate -m "add user.bio"' in out
     assert "def upgrade():" in out and "def downgrade():" in out

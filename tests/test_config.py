@@ -12,7 +12,7 @@ from ci_migrate.config import (CONFIG_FILENAME, Baseline, CheckSetting, ConfigEr
 
 ALLOWED = ("    allowed keys: app, migrations, python, timeout, prune-after, sandbox, sandbox-password-env, targets, "
            "checks, rules, ignore, baseline, extensions, fail-on, keep-sandbox, format, output, target, base, "
-           "comment, junit, sarif, codequality")
+           "comment, junit, sarif, codequality, rules-url")
 
 
 def write(directory: Path, text: str, name: str = CONFIG_FILENAME) -> Path:
@@ -593,3 +593,31 @@ def test_extensions_are_a_list_of_names(tmp_path):
     assert errors(tmp_path, "extensions: [pg_trgm, 'drop table x']\n") == (
         ".ci-migrate.yml:1:23: extensions[1]: must be a PostgreSQL extension name such as pg_trgm, citext or "
         "uuid-ossp (got 'drop table x')")
+
+
+# ------------------------------------------------------------ rules-url
+
+
+def test_rules_url_from_file_and_environment(tmp_path):
+    write(tmp_path, "rules-url: https://github.com/me/ci-migrate/blob/main/docs/rules/\n")
+    assert load(env={}, cwd=tmp_path).rules_url == "https://github.com/me/ci-migrate/blob/main/docs/rules/"
+    env = {"CI_MIGRATE_RULES_URL": "https://mirror.example/rules"}
+    assert load(env=env, cwd=tmp_path).rules_url == "https://mirror.example/rules"
+
+
+def test_rules_url_must_be_a_web_address(tmp_path):
+    message = errors(tmp_path, "rules-url: docs/rules\n")
+    assert ".ci-migrate.yml:1:12: rules-url: must be the http(s) URL of the folder holding the rule pages" in message
+    assert "(got 'docs/rules')" in message
+
+
+def test_rules_url_reaches_the_console_and_a_bad_one_exits_2(tmp_path, cli):
+    from support import copy_app
+
+    app = copy_app("tutorial_drift", tmp_path)
+    result = cli("check", "--app", "app.py", cwd=app, env={"CI_MIGRATE_RULES_URL": "https://mirror.example/rules/"})
+    assert result.code == 1, result.text
+    assert "https://mirror.example/rules/CM301.md" in result.out
+    bad = cli("check", "--app", "app.py", cwd=app, env={"CI_MIGRATE_RULES_URL": "mirror.example/rules"})
+    assert bad.code == 2
+    assert "CI_MIGRATE_RULES_URL: must be the http(s) URL of the folder holding the rule pages" in bad.err

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ci_migrate.publish.codequality import write_codequality
 from ci_migrate.publish.junit import write_junit
+from ci_migrate.publish.links import Links
 from ci_migrate.publish.sarif import write_sarif
 from ci_migrate.report import Report
 
@@ -49,12 +50,14 @@ def publish(
     codequality: str | None,
     root: Path,
     pr_number: int | None = None,
+    links: Links | None = None,
 ) -> list[str]:
     """Write the files asked for, then publish natively on the detected CI; returns notices.
 
     ``junit``/``sarif``/``codequality`` are output paths (relative ones are taken relative to the
     current directory) or ``None``; ``root`` is the repository root SARIF locations are relative
-    to; ``pr_number`` overrides the pull request found in the event (``post --pr-number``). On
+    to; ``pr_number`` overrides the pull request found in the event (``post --pr-number``);
+    ``links`` says where rule ids and files link to (:func:`~ci_migrate.publish.links.links_for`). On
     GitHub Actions: summary, annotations, outputs and the PR comment
     (:func:`~ci_migrate.publish.github.publish_github`, writing to ``sys.stdout``); on GitLab:
     the MR note and Code Quality (:func:`~ci_migrate.publish.gitlab.publish_gitlab`). Elsewhere
@@ -64,20 +67,21 @@ def publish(
     if junit:
         write_junit(report, Path(junit))
     if sarif:
-        write_sarif(report, Path(sarif), root)
+        write_sarif(report, Path(sarif), root, links)
     ci = detect_ci(env)
     if ci == "github":
         from ci_migrate.publish.github import publish_github
 
         notices = publish_github(report, env=env, comment=comment, report_path=report_path,
-                                 out=sys.stdout, pr_number=pr_number)
+                                 out=sys.stdout, pr_number=pr_number, links=links)
         if codequality:
             write_codequality(report, Path(codequality))
         return notices
     if ci == "gitlab":
         from ci_migrate.publish.gitlab import publish_gitlab
 
-        return publish_gitlab(report, env=env, comment=comment, codequality_path=codequality)
+        return publish_gitlab(report, env=env, comment=comment, codequality_path=codequality,
+                              links=links)
     if codequality:
         write_codequality(report, Path(codequality))
     return []

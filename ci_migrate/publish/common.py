@@ -1,4 +1,4 @@
-"""Helpers every publisher shares: rule doc links, finding locations, fingerprints, sticky picks.
+"""Helpers every publisher shares: the headline, finding locations, fingerprints, sticky picks.
 
 Nothing here talks to a network or a database; the functions take a
 :class:`~ci_migrate.report.Report` (or parts of it) and return plain values.
@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from ci_migrate.report import Finding, Report
-
-#: Home of the tool's repository. Comments are read on github.com/gitlab.com, where a relative
-#: link would resolve against the pull request page, so documentation links are absolute.
-PROJECT_URL = "https://github.com/ci-migrate/ci-migrate"
-#: Where ``docs/rules/<rule_id>.md`` is published.
-RULE_DOCS_URL = PROJECT_URL + "/blob/main/docs/rules/{rule_id}.md"
 
 #: Marker prefix of the sticky comment; the key follows (see :func:`comment_marker`).
 MARKER_PREFIX = "<!-- ci-migrate:sticky-comment key="
@@ -33,9 +27,34 @@ def check_comment_mode(mode: str) -> None:
         raise ValueError(f"comment must be one of {', '.join(COMMENT_MODES)}, not {mode!r}")
 
 
-def rule_doc_url(rule_id: str) -> str:
-    """Absolute URL of the documentation page of ``rule_id`` (``docs/rules/<rule_id>.md``)."""
-    return RULE_DOCS_URL.format(rule_id=rule_id)
+class Headline(NamedTuple):
+    """The verdict in a few words: ``icon`` and ``text``; ``str()`` gives both."""
+
+    icon: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.icon} {self.text}"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 error``, ``2 errors``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def headline(report: Report) -> Headline:
+    """``❌ 1 error, 2 warnings`` / ``✅ passed, 3 warnings`` / ``✅ passed``.
+
+    The one wording of the verdict for the comment, the job summary, the console and the GitLab
+    note: every finding counted by severity (info findings as notices), whatever ``fail_on`` is.
+    A run that failed without a counted finding (a check crashed) says ``❌ failed``.
+    """
+    found = [f.severity for f in report.findings]
+    counts = [plural(found.count(sev), word) for sev, word in
+              (("error", "error"), ("warning", "warning"), ("info", "notice")) if sev in found]
+    if report.verdict == "failed":
+        return Headline("❌", ", ".join(counts) or "failed")
+    return Headline("✅", ", ".join(["passed", *counts]))
 
 
 def comment_marker(key: str) -> str:

@@ -1,4 +1,5 @@
-"""Console output with rich: a line per check, the drift per table, the findings, the verdict.
+"""Console output with rich: a line per check, the schema change, the drift per table, the findings,
+the verdict.
 
 In a terminal rich wraps to the window. Anywhere else (a CI log, a pipe, a file) nothing is
 padded or wrapped: every line is as long as its text, so paths, URLs and the suggested revision
@@ -16,6 +17,9 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
 
+from ci_migrate.publish.change_text import counts, table_lines
+from ci_migrate.publish.common import headline
+from ci_migrate.publish.links import Links, default_links
 from ci_migrate.report import Report
 
 _STATUS = {
@@ -71,8 +75,11 @@ def _block(console: Any, body: Text, indent: int) -> None:
     console.print(Text("\n").join(Text(" " * indent) + line if line.plain else line for line in lines))
 
 
-def render(report: Report, console: Any) -> None:
-    """Print the report for a person reading a CI log or a terminal."""
+def render(report: Report, console: Any, links: Links | None = None) -> None:
+    """Print the report for a person reading a CI log or a terminal.
+
+    ``links``: where each finding's rule page is (default: the package's rule pages).
+    """
     from rich.markup import escape
 
     where = [f"app [bold]{escape(report.app or '(flask discovery)')}[/]", f"migrations [bold]{escape(report.migrations or '?')}[/]"]
@@ -91,10 +98,11 @@ def render(report: Report, console: Any) -> None:
         console.print(f"[{colour}]{icon}[/]  [bold]{check.name:<{name_width}}[/]  "
                       f"[{colour}]{check.status:<{status_width}}[/]  {escape(check.summary)}")
     _render_apply(report, console)
+    _render_change(report, console)
     _render_plan(report, console)
     _render_drift(report, console)
     _render_walks(report, console)
-    _render_findings(report, console)
+    _render_findings(report, console, links or default_links())
     for note in report.notes:
         console.print(f"[cyan]note:[/] {escape(note)}")
     if report.sandbox and report.sandbox.kept:
@@ -139,6 +147,23 @@ def _render_apply(report: Report, console: Any) -> None:
                       f"[dim]({run.duration_ms:.0f} ms, {count})[/]")
     if facts.retries:
         console.print(f"  [yellow]{facts.retries} lock timeout(s) retried[/]")
+
+
+def _render_change(report: Report, console: Any) -> None:
+    """The schema change of the pending revisions, a line per table and per change."""
+    from rich.markup import escape
+
+    facts = report.schema_change
+    if not facts or not facts.tables:
+        return
+    console.print()
+    console.print(f"[bold]Schema change[/] ({escape(counts(facts))})")
+    for line in table_lines(facts):
+        bind = f" (bind {escape(line.bind)})" if line.bind else ""
+        head = f": {escape(line.head)}" if line.head else ""
+        console.print(f"  {line.icon} [bold]{escape(line.name)}[/]{bind}{head}")
+        for item in line.items:
+            console.print(f"      - {escape(item)}")
 
 
 def _render_plan(report: Report, console: Any) -> None:
@@ -226,7 +251,7 @@ def _render_walks(report: Report, console: Any) -> None:
                           f"[{colour}]{s.status}[/] — {escape(s.detail or '')}")
 
 
-def _render_findings(report: Report, console: Any) -> None:
+def _render_findings(report: Report, console: Any, links: Links) -> None:
     from rich.markup import escape
 
     findings = report.findings
@@ -245,17 +270,13 @@ def _render_findings(report: Report, console: Any) -> None:
         if f.fix:
             body.append("fix: ", style="green")
             body.append(f.fix.rstrip() + "\n")
-        body.append(f"docs/rules/{f.rule_id}.md", style="dim")
+        body.append(links.rule(f.rule_id) or f"ci-migrate explain {f.rule_id}", style="dim")
         _block(console, body, 10)
 
 
 def _render_verdict(report: Report, console: Any) -> None:
-    counts: dict[str, int] = {}
-    for f in report.findings:
-        counts[f.severity] = counts.get(f.severity, 0) + 1
-    tally = ", ".join(f"{n} {sev}{'s' if n != 1 else ''}" for sev, n in counts.items()) or "no findings"
     seconds = f"{report.duration_s:.1f} s"
     if report.verdict == "passed":
-        console.print(f"[bold green]✔ passed[/] — {tally} ({seconds})")
+        console.print(f"[bold green]{headline(report)}[/] ({seconds})")
     else:
-        console.print(f"[bold red]✘ failed[/] — {tally}; failing at or above '{report.fail_on}' ({seconds})")
+        console.print(f"[bold red]{headline(report)}[/] — failing at or above '{report.fail_on}' ({seconds})")

@@ -28,6 +28,7 @@ from ci_migrate.publish.common import (
     split_sticky,
 )
 from ci_migrate.publish.github_event import comment_target
+from ci_migrate.publish.links import Links, links_for
 from ci_migrate.publish.markdown import render_comment, render_summary
 from ci_migrate.publish.workflow import (
     annotation_lines,
@@ -72,6 +73,7 @@ def publish_github(
     report_path: str | None = None,
     out: TextIO = sys.stdout,
     pr_number: int | None = None,
+    links: Links | None = None,
 ) -> list[str]:
     """Publish ``report`` in a GitHub Actions job; returns notices for the console.
 
@@ -81,16 +83,20 @@ def publish_github(
     ``verdict``, ``heads``, ``pending-count``, ``drift``, ``findings``, ``report-path`` to
     ``GITHUB_OUTPUT``; then the sticky PR comment (``comment``: ``always`` | ``on-change`` |
     ``never``). ``pr_number`` overrides the event payload (``ci-migrate post --pr-number``).
+    ``links`` (default :func:`~ci_migrate.publish.links.links_for` of ``env``): rule pages, and
+    revision files at the pull request's head commit.
 
     Never raises for a comment that cannot be posted (fork PR, read-only token, API error):
     that becomes a notice. Raises ``ValueError`` for an unknown ``comment`` mode.
     """
     check_comment_mode(comment)
+    links = links or links_for(env)
     token = github_token(env)
     register_masks([token] if token else [], out)
     summary_path = env.get("GITHUB_STEP_SUMMARY")
     if summary_path:
-        append_summary(summary_path, render_summary(report, limit=summary_budget(summary_path)))
+        append_summary(summary_path, render_summary(report, limit=summary_budget(summary_path),
+                                                    links=links))
     for line in annotation_lines(report):
         out.write(line + "\n")
     out.flush()
@@ -99,11 +105,12 @@ def publish_github(
     if comment == "never":
         return []
     return post_comment(report, env=env, token=token, mode=comment, pr_number=pr_number,
-                        report_path=report_path)
+                        report_path=report_path, links=links)
 
 
 def post_comment(report: Report, *, env: Mapping[str, str], token: str | None, mode: str,
-                 pr_number: int | None = None, report_path: str | None = None) -> list[str]:
+                 pr_number: int | None = None, report_path: str | None = None,
+                 links: Links | None = None) -> list[str]:
     """Create or update the sticky comment of ``report.key`` on the run's PR; returns notices.
 
     Finds our comments by the hidden marker **and** the token's login (through all pages, 100
@@ -130,7 +137,8 @@ def post_comment(report: Report, *, env: Mapping[str, str], token: str | None, m
             if refusal:
                 return [refusal]
         issue = repo.get_issue(target.number)
-        return _Sticky(gh, issue, comment_marker(report.key)).publish(report, mode)
+        sticky = _Sticky(gh, issue, comment_marker(report.key), links or links_for(env))
+        return sticky.publish(report, mode)
     except GithubException as exc:
         return [_explain(exc, target.number)]
     except requests.RequestException as exc:
@@ -193,6 +201,7 @@ class _Sticky:
     gh: Github
     issue: Issue
     marker: str
+    links: Links
 
     def find(self) -> tuple[IssueComment | None, list[IssueComment]]:
         marked = [c for c in self.issue.get_comments() if self.marker in (c.body or "")]
@@ -204,7 +213,7 @@ class _Sticky:
 
     def publish(self, report: Report, mode: str) -> list[str]:
         keep, duplicates = self.find()
-        body = render_comment(report)
+        body = render_comment(report, links=self.links)
         notices: list[str] = []
         if keep is not None and mode == "on-change" and same_body(keep.body, body):
             notices.append(f"PR comment unchanged: {keep.html_url}")
@@ -221,7 +230,7 @@ class _Sticky:
             if exc.status != 422:
                 raise
             # "Body is too long": GitHub may count differently from us; send the compact form.
-            return self._put(keep, render_comment(report, limit=COMPACT_LIMIT))
+            return self._put(keep, render_comment(report, limit=COMPACT_LIMIT, links=self.links))
 
     def _put(self, keep: IssueComment | None, body: str) -> str:
         if keep is None:

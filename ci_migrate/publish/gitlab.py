@@ -23,6 +23,7 @@ from ci_migrate.publish.common import (
     same_body,
     split_sticky,
 )
+from ci_migrate.publish.links import Links, links_for
 from ci_migrate.publish.markdown import render_comment
 from ci_migrate.report import Report
 
@@ -34,12 +35,15 @@ def publish_gitlab(
     env: Mapping[str, str],
     comment: str = "always",
     codequality_path: str | None = None,
+    links: Links | None = None,
 ) -> list[str]:
     """Publish ``report`` in a GitLab CI job; returns notices for the console.
 
     Writes the Code Quality JSON to ``codequality_path`` when given, then creates or updates
     the sticky MR note (``comment``: ``always`` | ``on-change`` | ``never``) in merge request
-    pipelines (``CI_MERGE_REQUEST_IID`` set). Never raises for a note that cannot be posted
+    pipelines (``CI_MERGE_REQUEST_IID`` set); ``links`` (default
+    :func:`~ci_migrate.publish.links.links_for` of ``env``) point at rule pages and at the
+    revision files of the pipeline's commit. Never raises for a note that cannot be posted
     (missing token, 401/403, API error): that becomes a notice. Raises ``ValueError`` for an
     unknown ``comment`` mode and ``OSError`` when the Code Quality file cannot be written.
     """
@@ -48,10 +52,11 @@ def publish_gitlab(
         write_codequality(report, Path(codequality_path))
     if comment == "never":
         return []
-    return post_note(report, env=env, mode=comment)
+    return post_note(report, env=env, mode=comment, links=links)
 
 
-def post_note(report: Report, *, env: Mapping[str, str], mode: str) -> list[str]:
+def post_note(report: Report, *, env: Mapping[str, str], mode: str,
+              links: Links | None = None) -> list[str]:
     """Create or update the sticky note of ``report.key`` on the pipeline's MR; notices back.
 
     Matches by marker and author (the token's user), skipping system notes; keeps the oldest
@@ -75,7 +80,8 @@ def post_note(report: Report, *, env: Mapping[str, str], mode: str) -> list[str]
         gl.auth()
         login = gl.user.username if gl.user else ""
         mr = gl.projects.get(project_id, lazy=True).mergerequests.get(int(iid), lazy=True)
-        return _publish(mr, comment_marker(report.key), login, render_comment(report), mode)
+        body = render_comment(report, links=links or links_for(env))
+        return _publish(mr, comment_marker(report.key), login, body, mode)
     except GitlabError as exc:
         return [_explain(exc, iid)]
     except requests.RequestException as exc:

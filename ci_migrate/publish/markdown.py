@@ -11,13 +11,13 @@ GitHub rejects comments over 65,536 characters with 422 "Body is too long"
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Callable
 
 import jinja2
 
 from ci_migrate.publish.common import comment_marker
+from ci_migrate.publish.links import Links
+from ci_migrate.publish.mdtext import and_list, cell, code, fence, html_code, prose, text
 from ci_migrate.publish.view import SECTION_STEPS, Cuts, build_view
 from ci_migrate.report import Report
 
@@ -34,57 +34,14 @@ _env = jinja2.Environment(
 )
 
 
-def _text(value: object) -> str:
-    """Plain text in Markdown: HTML-escaped so a message cannot open a tag."""
-    return html.escape(str(value), quote=False)
-
-
-def _cell(value: object) -> str:
-    """Text inside a GFM table cell: escaped, ``|`` escaped, line breaks as ``<br>``."""
-    text = _text(value).strip().replace("|", "\\|")
-    return re.sub(r"\r?\n", "<br>", text)
-
-
-def _code(value: object, cell: bool = False) -> str:
-    """Inline code span; longer backtick fences when the value has backticks (CommonMark 6.1).
-
-    In a table cell (``cell=True``) ``|`` is written ``\\|``, which GFM unescapes inside code.
-    """
-    text = " ".join(str(value).split())
-    run = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    fence = "`" * (run + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    out = f"{fence}{pad}{text}{pad}{fence}"
-    return out.replace("|", "\\|") if cell else out
-
-
-def _html_code(value: object) -> str:
-    """``<code>`` element, for places (``<summary>``) where Markdown is not parsed."""
-    return f"<code>{html.escape(str(value))}</code>"
-
-
-def _fence(value: object, lang: str = "") -> str:
-    """Fenced code block whose fence is longer than any backtick run in the value."""
-    text = str(value).strip("\n")
-    run = max((len(m) for m in re.findall(r"`{3,}", text)), default=2)
-    fence = "`" * (run + 1)
-    return f"{fence}{lang}\n{text}\n{fence}"
-
-
-def _and_list(items: list[str], more: int = 0, noun: str = "more") -> str:
-    """``a``, ``a and b``, ``a, b and c``; ``a, b and 3 more`` when ``more`` were left out."""
-    parts = list(items) + ([f"{more} {noun}"] if more else [])
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-_env.filters.update(text=_text, cell=_cell, code=_code, html_code=_html_code, fence=_fence,
-                    and_list=_and_list)
+_env.filters.update(text=text, cell=cell, code=code, html_code=html_code, fence=fence,
+                    and_list=and_list, prose=prose)
 
 
 def _render(report: Report, *, marker: str | None, limit: int, unit: str,
-            size: Callable[[str], int]) -> str:
+            size: Callable[[str], int], links: Links | None) -> str:
     def render(cuts: Cuts) -> str:
-        view = build_view(report, marker=marker, cuts=cuts)
+        view = build_view(report, marker=marker, cuts=cuts, links=links)
         view.limit, view.unit = limit, unit
         return _env.get_template("comment.md.j2").render(v=view)
 
@@ -98,21 +55,23 @@ def _render(report: Report, *, marker: str | None, limit: int, unit: str,
     best = None
     while lo <= hi:
         mid = (lo + hi) // 2
-        body = render(Cuts(last.sql, last.diagram, last.code, max_items=mid, max_findings=mid))
+        body = render(Cuts(last.sql, last.diagram, last.code, last.change, max_items=mid,
+                           max_findings=mid, max_tables=max(mid, 1)))
         if size(body) <= limit:
             best, lo = body, mid + 1
         else:
             hi = mid - 1
     if best is not None:
         return best
-    return _hard_cut(render(Cuts(True, True, True, max_items=0, max_findings=0)),
+    return _hard_cut(render(Cuts(True, True, True, 2, max_items=0, max_findings=0, max_tables=1)),
                      limit=limit, size=size)
 
 
 def _longest_list(report: Report) -> int:
     """Length of the longest row list a :class:`Cuts` ``max_items`` applies to."""
     items = [len(t.items) for b in (report.drift.binds if report.drift else []) for t in b.tables]
-    return max([len(report.plan.pending) if report.plan else 0, *items])
+    tables = len(report.schema_change.tables) if report.schema_change else 0
+    return max([len(report.plan.pending) if report.plan else 0, tables, *items])
 
 
 def _hard_cut(body: str, *, limit: int, size: Callable[[str], int]) -> str:
@@ -125,20 +84,21 @@ def _hard_cut(body: str, *, limit: int, size: Callable[[str], int]) -> str:
     return body[:keep] + tail
 
 
-def render_comment(report: Report, *, limit: int = COMMENT_LIMIT) -> str:
+def render_comment(report: Report, *, limit: int = COMMENT_LIMIT, links: Links | None = None) -> str:
     """The PR/MR comment: Markdown with the hidden sticky marker of ``report.key`` on top.
 
     ``limit`` is in characters (GitHub counts characters; its maximum is 65,536). The result
-    is never longer than ``limit``.
+    is never longer than ``limit``. ``links``: where rule ids and file names link to
+    (:func:`~ci_migrate.publish.links.links_for`; default: rule pages only).
     """
     return _render(report, marker=comment_marker(report.key), limit=limit, unit="characters",
-                   size=len)
+                   size=len, links=links)
 
 
-def render_summary(report: Report, *, limit: int = SUMMARY_LIMIT) -> str:
+def render_summary(report: Report, *, limit: int = SUMMARY_LIMIT, links: Links | None = None) -> str:
     """The job summary (``GITHUB_STEP_SUMMARY``): the comment's template, without the marker.
 
     ``limit`` is in bytes of UTF-8 (the step summary limit is 1 MiB). The result never exceeds it.
     """
     return _render(report, marker=None, limit=limit, unit="bytes",
-                   size=lambda s: len(s.encode("utf-8")))
+                   size=lambda s: len(s.encode("utf-8")), links=links)

@@ -1,7 +1,9 @@
 """Data for the Mermaid ``erDiagram`` of the tables a change touches.
 
 :func:`er_diagram` picks the tables (changed ones plus the tables their foreign keys reference)
-from ``Report.tables`` and returns plain data; ``templates/_erdiagram.md.j2`` writes the
+from ``Report.tables`` (model drift); :func:`change_diagram` draws the schema change of the
+pending revisions (:class:`~ci_migrate.schema_change.SchemaChangeFacts`) with the touched
+tables' direct neighbours. Both return plain data; ``templates/_erdiagram.md.j2`` writes the
 Mermaid source. Names are made safe for the Mermaid ER grammar
 (mermaid-js ``packages/mermaid/src/diagrams/er/parser/erDiagram.jison``): entity names are
 double-quoted (so table names such as ``tokens`` or ``class`` are not read as keywords), and
@@ -16,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ci_migrate.report import ColumnSchema, TableSchema
+from ci_migrate.schema_change import SchemaChangeFacts, TableChange
 
 _UNSAFE_WORD = re.compile(r"[^A-Za-z0-9_()\[\]-]+")
 _KEY_WORDS = {"pk", "fk", "uk"}
@@ -56,6 +59,7 @@ class Relation:
 class Diagram:
     entities: list[Entity]
     relations: list[Relation]
+    more_tables: int = 0  # touched tables left out of the drawing to fit a size limit
 
 
 def word(text: str) -> str:
@@ -118,9 +122,7 @@ def er_diagram(
 
 
 def _entity(table: TableSchema, notes: dict[str, str]) -> Entity:
-    attrs = [Attribute(word(c.type), word(c.name), _keys(c), notes.get(c.name, ""))
-             for c in table.columns]
-    return Entity(entity_name(table.name), attrs)
+    return Entity(entity_name(table.name), _attributes(table, notes))
 
 
 def _context_entity(table: TableSchema, referenced_cols: set[str]) -> Entity:
@@ -130,14 +132,74 @@ def _context_entity(table: TableSchema, referenced_cols: set[str]) -> Entity:
                   omitted=len(table.columns) - len(cols))
 
 
-def _relations(main: Iterable[TableSchema], shown: set[str]) -> Iterable[Relation]:
+def _relations(main: Iterable[TableSchema], shown: set[str],
+               labels: dict[str, str] | None = None) -> Iterable[Relation]:
+    label = (labels or {}).get
     for t in main:
         for col in t.columns:
-            if col.foreign_key and _fk_table(col.foreign_key) in shown:
+            parent = _fk_table(col.foreign_key) if col.foreign_key else None
+            if parent in shown:
                 yield Relation(
-                    parent=entity_name(_fk_table(col.foreign_key)),
-                    child=entity_name(t.name),
+                    parent=entity_name(label(parent, parent)),
+                    child=entity_name(label(t.name, t.name)),
                     left="|o" if col.nullable else "||",
                     line="--" if col.primary_key else "..",
                     label=entity_name(col.name),
                 )
+
+
+#: How a touched table is labelled in the change diagram.
+TABLE_MARK = {"added": "new", "dropped": "dropped", "changed": "changed"}
+
+
+def change_diagram(facts: SchemaChangeFacts, *, neighbours: bool = True, only_changed: bool = False,
+                   max_tables: int | None = None) -> Diagram | None:
+    """The touched tables (labelled ``name (new|changed|dropped)``, their added, dropped and
+    changed columns noted) and, with ``neighbours``, the tables they reference or that reference
+    them, with their key columns only. ``only_changed`` keeps, of a changed table, only the
+    changed and key columns; ``max_tables`` draws the first touched tables only (the rest is
+    counted in ``Diagram.more_tables``). ``None`` when nothing is touched."""
+    shapes = {(s.bind, s.name): s for s in facts.schemas}
+    touched = facts.tables[:max_tables] if max_tables is not None else facts.tables
+    if not touched:
+        return None
+    labels = {t.name: f"{t.name} ({TABLE_MARK[t.change]})" for t in touched}
+    main = [_touched_shape(t, shapes.get((t.bind, t.name)), only_changed) for t in touched]
+    names = {t.name for t in touched}
+    every_touched = {t.name for t in facts.tables}  # also those left out by max_tables
+    context: dict[str, set[str]] = {}
+    if neighbours:
+        for shape in facts.schemas:
+            if shape.name in every_touched:
+                continue
+            refs = {c.name for c in shape.columns if c.foreign_key and _fk_table(c.foreign_key) in names}
+            referenced = {c.foreign_key.rsplit(".", 1)[-1] for t in main for c in t.columns
+                          if c.foreign_key and _fk_table(c.foreign_key) == shape.name}
+            if refs or referenced:
+                context[shape.name] = refs | referenced
+    by_name = {s.name: s for s in facts.schemas}
+    notes = {t.name: {c.name: c.change for c in t.columns} if t.change == "changed" else {}
+             for t in touched}  # a new or dropped table: every column is
+    entities = [Entity(entity_name(labels[t.name]), _attributes(t, notes[t.name])) for t in main]
+    entities += [_context_entity(by_name[n], cols) for n, cols in context.items()]
+    shown = names | set(context)
+    relations = list(_relations([*main, *(by_name[n] for n in context)], shown, labels))
+    return Diagram(entities, relations, more_tables=len(facts.tables) - len(touched))
+
+
+def _touched_shape(change: TableChange, shape: TableSchema | None, only_changed: bool) -> TableSchema:
+    """The table's columns after the change plus its dropped columns (as they were)."""
+    columns = list(shape.columns) if shape else []
+    known = {c.name for c in columns}
+    columns += [ColumnSchema(name=c.name, type=c.before.type, nullable=c.before.nullable,
+                             primary_key=c.before.primary_key)
+                for c in change.columns if c.before and c.name not in known]
+    if only_changed and change.change == "changed":
+        noted = {c.name for c in change.columns}
+        columns = [c for c in columns if c.name in noted or c.primary_key]
+    return TableSchema(name=change.name, bind=change.bind, columns=columns)
+
+
+def _attributes(table: TableSchema, notes: dict[str, str]) -> list[Attribute]:
+    return [Attribute(word(c.type), word(c.name), _keys(c), notes.get(c.name, ""))
+            for c in table.columns]

@@ -14,7 +14,8 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ci_migrate.publish.common import PROJECT_URL, fingerprint, locate, rule_doc_url
+from ci_migrate.publish.common import fingerprint, locate
+from ci_migrate.publish.links import Links, default_links, home_url
 from ci_migrate.report import Finding, Report
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -33,20 +34,24 @@ def relative_uri(file: str, root: Path) -> str:
     return PurePosixPath(path.as_posix()).as_posix().removeprefix("./")
 
 
-def _rule(finding: Finding) -> dict[str, Any]:
-    url = rule_doc_url(finding.rule_id)
+def _rule(finding: Finding, links: Links) -> dict[str, Any]:
+    url = links.rule(finding.rule_id)
     help_text = "\n\n".join(p for p in (finding.fix and f"Fix: {finding.fix}",
-                                        f"Documentation: {url}") if p)
-    return {
+                                        url and f"Documentation: {url}") if p)
+    rule: dict[str, Any] = {
         "id": finding.rule_id,
         "name": finding.rule_id,
         "shortDescription": {"text": finding.title},
         "fullDescription": {"text": finding.title},  # the finding's message is per result
-        "help": {"text": help_text, "markdown": help_text.replace(url, f"[{url}]({url})")},
-        "helpUri": url,
+        "help": {"text": help_text or finding.title,
+                 "markdown": (help_text.replace(url, f"[{url}]({url})") if url else help_text)
+                 or finding.title},
         "defaultConfiguration": {"level": LEVEL[finding.severity]},
         "properties": {"tags": ["migrations", finding.check]},
     }
+    if url:
+        rule["helpUri"] = url
+    return rule
 
 
 def _result(report: Report, finding: Finding, index: int, root: Path) -> dict[str, Any]:
@@ -72,27 +77,33 @@ def _result(report: Report, finding: Finding, index: int, root: Path) -> dict[st
     return result
 
 
-def sarif_log(report: Report, root: Path) -> dict[str, Any]:
-    """The SARIF log as a dict: one run, rules in first-seen order, one result per finding."""
+def sarif_log(report: Report, root: Path, links: Links | None = None) -> dict[str, Any]:
+    """The SARIF log as a dict: one run, rules in first-seen order, one result per finding.
+
+    ``links.rules`` gives each rule its ``helpUri`` (default: the package's rule pages).
+    """
+    links = links or default_links()
     rules: dict[str, dict[str, Any]] = {}
     for f in report.findings:
-        rules.setdefault(f.rule_id, _rule(f))
+        rules.setdefault(f.rule_id, _rule(f, links))
     index = {rule_id: i for i, rule_id in enumerate(rules)}
+    driver: dict[str, Any] = {"name": "ci-migrate", "version": report.version,
+                              "rules": list(rules.values())}
+    if home_url():
+        driver["informationUri"] = home_url()
     run = {
-        "tool": {"driver": {"name": "ci-migrate", "version": report.version,
-                            "informationUri": PROJECT_URL,
-                            "rules": list(rules.values())}},
+        "tool": {"driver": driver},
         "automationDetails": {"id": f"ci-migrate/{report.key or 'default'}/"},
         "results": [_result(report, f, index[f.rule_id], root) for f in report.findings],
     }
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
 
 
-def write_sarif(report: Report, path: Path, root: Path) -> None:
+def write_sarif(report: Report, path: Path, root: Path, links: Links | None = None) -> None:
     """Write the SARIF 2.1.0 log to ``path``; locations relative to repository ``root``.
 
     Raises ``OSError`` when ``path`` cannot be written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(sarif_log(report, root), indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(sarif_log(report, root, links), indent=2) + "\n", encoding="utf-8")

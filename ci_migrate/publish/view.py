@@ -3,6 +3,8 @@
 :func:`build_view` decides *what* is shown (which sections, which rows, in which order);
 the Jinja2 templates in ``templates/`` decide *how* it reads. :class:`Cuts` says which parts
 to leave out when the body has to fit a size limit (see :mod:`ci_migrate.publish.markdown`).
+Each finding is shown once: the ones a section explains in full (the heads, the drift) are left
+out of the findings list while that section is shown.
 """
 
 from __future__ import annotations
@@ -11,12 +13,20 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci_migrate.publish.common import locate, rule_doc_url
-from ci_migrate.publish.mermaid import Diagram, er_diagram
+from ci_migrate.publish.change_text import counts, ordered, table_lines
+from ci_migrate.publish.common import Headline, headline, locate, plural
+from ci_migrate.publish.links import Links, default_links
+from ci_migrate.publish.mdtext import code, text
+from ci_migrate.publish.mermaid import Diagram, change_diagram, er_diagram
 from ci_migrate.report import BindDrift, Finding, Report
 
 STATUS_ICON = {"passed": "✅", "warning": "⚠️", "failed": "❌", "skipped": "⏭️", "error": "💥"}
 SEVERITY_ICON = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
+#: A schema change touching more tables (or with more lines) than this folds its diagram and list.
+LARGE_CHANGE_TABLES = 6
+LARGE_CHANGE_LINES = 30
+#: Findings a section explains in full, by the section that shows them.
+SECTION_RULES = {"heads": {"CM101"}, "drift": {"CM301", "CM302"}}
 #: Imports the revision template (``_revision.py.j2``) always writes.
 _TEMPLATE_IMPORTS = {"from alembic import op", "import sqlalchemy as sa"}
 _NOTE_OF_KIND = {"add_column": "new", "add_table": "new", "modify_type": "type changed",
@@ -28,24 +38,30 @@ _NOTE_OF_KIND = {"add_column": "new", "add_table": "new", "modify_type": "type c
 class Cuts:
     """What to leave out of a body (see :data:`SECTION_STEPS`).
 
-    ``max_findings``/``max_items``: rows shown in the findings table / per schema-change list
-    (``None``: all).
+    ``diagram``: the drift diagram. ``change``: how far the schema-change diagram is reduced
+    (0 all, 1 without neighbour tables, 2 changed and key columns only); it is never left out.
+    ``max_findings``/``max_items``/``max_tables``: findings / rows per list / touched tables
+    shown (``None``: all).
     """
 
     sql: bool = False
     diagram: bool = False
     code: bool = False
+    change: int = 0
     max_items: int | None = None
     max_findings: int | None = None
+    max_tables: int | None = None
 
 
-#: Sections left out, one more per step, when a body is too long; after the last step the
-#: rows of the findings table and of the schema-change lists are cut (``Cuts.max_*``).
+#: Parts left out, one more per step, when a body is too long; after the last step rows are
+#: cut (``Cuts.max_*``).
 SECTION_STEPS: tuple[Cuts, ...] = (
     Cuts(),
     Cuts(sql=True),
     Cuts(sql=True, diagram=True),
     Cuts(sql=True, diagram=True, code=True),
+    Cuts(sql=True, diagram=True, code=True, change=1),
+    Cuts(sql=True, diagram=True, code=True, change=2),
 )
 
 
@@ -68,12 +84,12 @@ class View:
     """Everything the templates read. Sections are ``None``/empty when there is nothing to say."""
 
     marker: str | None
-    headline: str
-    icon: str
+    headline: Headline
     meta: list[tuple[str, str]]
     checks: list[dict[str, str]]
     notes: list[str]
     findings: Shown
+    change: dict[str, Any] | None
     heads: dict[str, Any] | None
     pending: dict[str, Any] | None
     changes: list[dict[str, Any]]
@@ -93,31 +109,44 @@ class View:
     key: str = ""
 
 
-def build_view(report: Report, *, marker: str | None, cuts: Cuts = Cuts()) -> View:
-    """The view of ``report`` with the parts named by ``cuts`` left out."""
+def build_view(report: Report, *, marker: str | None, cuts: Cuts = Cuts(),
+               links: Links | None = None) -> View:
+    """The view of ``report`` with the parts named by ``cuts`` left out; ``links`` says where rule
+    ids and file names link to (default: rule pages from the package metadata, no file links)."""
+    links = links or default_links()
     changes, changes_more = _changes(report, cuts.max_items)
     diagram = None if cuts.diagram else _diagram(report)
     sql = [] if cuts.sql else _sql(report)
-    icon, headline = _headline(report)
-    findings = Shown.cut([_finding(report, f) for f in report.findings], cuts.max_findings)
+    heads, drift = _heads(report), _drift(report, with_code=not cuts.code)
+    explained = set().union(*(rules for name, rules in SECTION_RULES.items()
+                              if {"heads": heads, "drift": drift}[name]))
+    listed = [_finding(report, f, links) for f in report.findings if f.rule_id not in explained]
+    for i, f in enumerate(listed):
+        f["same_fix"] = bool(f["fix"]) and any(f["fix"] == g["fix"] for g in listed[:i])
+    findings = Shown.cut(listed, cuts.max_findings)
+    change = _change(report, cuts, links)
+    pending = _pending(report, cuts.max_items, links)
+    if change and pending and change["revisions"].rows and pending["against"].startswith("base:"):
+        pending = None  # the schema change section lists the pull request's revisions
     return View(
         marker=marker,
-        headline=headline,
-        icon=icon,
+        headline=headline(report),
         meta=_meta(report),
         checks=[{"name": c.name, "status": c.status, "icon": STATUS_ICON[c.status],
                  "summary": c.summary} for c in report.checks],
         notes=list(report.notes),
         findings=findings,
-        heads=_heads(report),
-        pending=_pending(report, cuts.max_items),
+        change=change,
+        heads=heads,
+        pending=pending,
         changes=changes,
         changes_more=changes_more,
         approximate=bool(report.drift and report.drift.approximate),
         diagram=diagram,
-        drift=_drift(report, with_code=not cuts.code),
+        drift=drift,
         sql=sql,
-        cut=_cut_labels(report, cuts, findings_more=findings.more, changes_more=changes_more),
+        cut=_cut_labels(report, cuts, findings_more=findings.more, changes_more=changes_more,
+                        change=change),
         command=report.command,
         migrate_command=_fix_of(report, "CM301") or 'flask db migrate -m "…"',
         dialect=report.drift.dialect if report.drift else "",
@@ -127,33 +156,61 @@ def build_view(report: Report, *, marker: str | None, cuts: Cuts = Cuts()) -> Vi
     )
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _headline(report: Report) -> tuple[str, str]:
-    """``(icon, text)``: "passed", "passed with 2 warnings" or "3 problems"."""
-    if report.verdict == "failed":
-        broken = [c for c in report.checks if c.status == "error"]
-        n = len(report.failing) + len(broken)
-        return "❌", _plural(n, "problem")
-    warnings = sum(1 for f in report.findings if f.severity == "warning")
-    return "✅", f"passed with {_plural(warnings, 'warning')}" if warnings else "passed"
-
-
 def _meta(report: Report) -> list[tuple[str, str]]:
     items = [("app", report.app), ("migrations", report.migrations), ("target", report.target),
              ("sandbox", report.sandbox.dialect if report.sandbox else None)]
     return [(k, v) for k, v in items if v]
 
 
-def _finding(report: Report, f: Finding) -> dict[str, Any]:
+def _finding(report: Report, f: Finding, links: Links) -> dict[str, Any]:
+    """One finding's line: where it is, its rule's page, one sentence; the why and the fix apart."""
     file, line = locate(report, f)
-    where = f"{file}:{line}" if file and line else file or (f"revision {f.revision}"
-                                                           if f.revision else "")
-    return {"rule_id": f.rule_id, "url": rule_doc_url(f.rule_id), "severity": f.severity,
-            "icon": SEVERITY_ICON[f.severity], "where": where, "title": f.title,
-            "message": f.message, "fix": f.fix, "check": f.check}
+    url = links.file(file, line)
+    where = f"{file}:{line}" if file and line else file
+    name = (where or "").rsplit("/", 1)[-1]
+    return {"rule_id": f.rule_id, "url": links.rule(f.rule_id), "severity": f.severity,
+            "icon": SEVERITY_ICON[f.severity], "where": name, "where_url": url,
+            "revision": None if f.revision and name.startswith(f.revision) else f.revision,
+            "sentence": _sentence(f), "message": f.message.strip(), "fix": (f.fix or "").strip()}
+
+
+def _sentence(f: Finding) -> str:
+    """The title without the revision it starts with ("<rev>: …", "<rev> (message) …"): the
+    revision has its own place on the line."""
+    title, rev = f.title.strip(), f.revision
+    if not rev or not title.startswith(rev) or title[len(rev):len(rev) + 1] not in (" ", ":"):
+        return title
+    rest = title[len(rev):].lstrip()
+    if rest.startswith("(") and ")" in rest:
+        rest = rest[rest.index(")") + 1:]
+    return rest.lstrip(": ").strip() or title
+
+
+def _change(report: Report, cuts: Cuts, links: Links) -> dict[str, Any] | None:
+    """The schema change of the pending revisions: counts, the revisions that make it, the
+    diagram (never left out, only reduced: ``cuts.change``) and one entry per table; large
+    changes fold."""
+    facts = report.schema_change
+    if not facts or not facts.tables:
+        return None
+    facts = ordered(facts)
+    diagram = change_diagram(facts, neighbours=cuts.change < 1, only_changed=cuts.change >= 2,
+                             max_tables=cuts.max_tables)
+    tables = Shown.cut(table_lines(facts, code=code, text=text), cuts.max_tables)
+    for line in tables.rows:
+        line.items = line.items[:cuts.max_items] + (
+            [f"…and {len(line.items) - cuts.max_items} more"]
+            if cuts.max_items is not None and len(line.items) > cuts.max_items else [])
+    lines = sum(1 + len(t.items) for t in tables.rows)
+    planned = {p.revision: p for p in report.plan.pending} if report.plan else {}
+    revisions = []
+    for rev in facts.revisions:
+        p = planned.get(rev)
+        revisions.append({"revision": rev, "message": p.message if p else None,
+                          "author": p.author if p else None, "url": links.file(p.file) if p else None})
+    return {"counts": counts(facts), "tables": tables, "more": tables.more, "diagram": diagram,
+            "revisions": Shown.cut(revisions, cuts.max_items),
+            "large": len(facts.tables) > LARGE_CHANGE_TABLES or lines > LARGE_CHANGE_LINES}
 
 
 def _fix_of(report: Report, rule_id: str) -> str | None:
@@ -179,20 +236,22 @@ def _heads(report: Report) -> dict[str, Any] | None:
     return {"count": len(graph.heads), "branches": rows, "command": command}
 
 
-def _pending(report: Report, limit: int | None) -> dict[str, Any] | None:
+def _pending(report: Report, limit: int | None, links: Links) -> dict[str, Any] | None:
     plan = report.plan
     if not plan:
         return None
     kind, _, name = plan.against.partition(":")
     if kind == "base":
-        text = f"New in this change compared with `{name}`"
+        intro = f"New in this change compared with `{name}`"
     elif kind == "target":
         at = ", ".join(f"`{c}`" for c in plan.current) or "an empty database"
-        text = f"Not yet applied to target `{name}` (now at {at})"
+        intro = f"Not yet applied to target `{name}` (now at {at})"
     else:
-        text = f"Pending against `{plan.against}`"
-    return {"against": plan.against, "against_text": text, "current": plan.current,
-            "revisions": Shown.cut(list(plan.pending), limit)}
+        intro = f"Pending against `{plan.against}`"
+    rows = [{"revision": p.revision, "message": p.message, "author": p.author,
+             "url": links.file(p.file)} for p in plan.pending]
+    return {"against": plan.against, "against_text": intro, "current": plan.current,
+            "revisions": Shown.cut(rows, limit)}
 
 
 def _column_notes(items: list[Any]) -> dict[str, str]:
@@ -282,17 +341,25 @@ def _sql(report: Report) -> list[dict[str, Any]]:
             for p in plan.pending if p.sql or p.sql_error]
 
 
-def _cut_labels(report: Report, cuts: Cuts, *, findings_more: int, changes_more: int) -> list[str]:
+def _cut_labels(report: Report, cuts: Cuts, *, findings_more: int, changes_more: int,
+                change: dict[str, Any] | None) -> list[str]:
     """Human names of what ``cuts`` left out of this report, for the "shortened" note."""
     pending = len(report.plan.pending) if report.plan else 0
+    tables_more = change["more"] if change else 0
+    facts = report.schema_change
     labels = [
         ("offline SQL", cuts.sql and bool(_sql(report))),
-        ("the diagram", cuts.diagram and _diagram(report) is not None),
+        ("the drift diagram", cuts.diagram and _diagram(report) is not None),
+        ("the neighbour tables of the schema diagram", cuts.change >= 1 and bool(facts and {
+            s.name for s in facts.schemas} - {t.name for t in facts.tables})),
+        ("its unchanged columns", cuts.change >= 2 and bool(facts and any(
+            t.change == "changed" for t in facts.tables))),
+        (f"{plural(tables_more, 'changed table')}", tables_more > 0),
         ("the suggested revision body",
          cuts.code and bool(report.drift and report.drift.has_drift)),
-        (f"{_plural(changes_more, 'schema change')}", changes_more > 0),
-        (f"{_plural(findings_more, 'finding')}", findings_more > 0),
-        (f"{_plural(pending - (cuts.max_items or 0), 'pending revision')}",
+        (f"{plural(changes_more, 'schema change')}", changes_more > 0),
+        (f"{plural(findings_more, 'finding')}", findings_more > 0),
+        (f"{plural(pending - (cuts.max_items or 0), 'pending revision')}",
          cuts.max_items is not None and pending > cuts.max_items),
     ]
     return [text for text, on in labels if on]

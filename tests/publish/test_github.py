@@ -105,7 +105,7 @@ def test_always_updates_even_when_unchanged(forge: Forge, gh_env: dict[str, str]
 def test_never_makes_no_request_but_writes_files(forge: Forge, gh_env: dict[str, str]) -> None:
     notices, _ = run(gh_env, comment="never")
     assert notices == [] and forge.requests == []
-    assert "ci-migrate check: 1 problem" in Path(gh_env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert "ci-migrate check: 1 error" in Path(gh_env["GITHUB_STEP_SUMMARY"]).read_text()
 
 
 def test_unknown_comment_mode_is_a_usage_error(gh_env: dict[str, str]) -> None:
@@ -204,7 +204,7 @@ def test_fork_pr_skips_the_comment_but_writes_summary_and_annotations(
     notices, out = run(gh_env)
     assert forge.requests == []
     assert "fork" in notices[0] and "workflow_run" in notices[0]
-    assert "## ❌ ci-migrate check: 1 problem" in Path(gh_env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert "## ❌ ci-migrate check: 1 error" in Path(gh_env["GITHUB_STEP_SUMMARY"]).read_text()
     assert "::error file=app.py,line=12," in out
 
 
@@ -281,7 +281,7 @@ def test_summary_is_the_comment_template_without_marker(gh_env: dict[str, str]) 
     Path(gh_env["GITHUB_STEP_SUMMARY"]).write_text("earlier step output\n")
     run(gh_env, comment="never")
     text = Path(gh_env["GITHUB_STEP_SUMMARY"]).read_text()
-    assert text.startswith("earlier step output\n## ❌ ci-migrate check: 1 problem")
+    assert text.startswith("earlier step output\n## ❌ ci-migrate check: 1 error")
     assert "<!-- ci-migrate" not in text
 
 

@@ -1,10 +1,11 @@
 """Golden files: ``tests/golden/<name>.json`` (a saved Report) → ``tests/golden/<name>.md``.
 
 Every ``*.json`` in ``tests/golden/`` is rendered with :func:`render_comment` and compared with
-the ``.md`` beside it, so real reports (e.g. of the ``tests/apps`` apps) are added by dropping
-their ``report.json`` there. The hand-built reports of :data:`reports.GOLDEN` are written to
-JSON too, and checked to still match their builder. Regenerate with ``UPDATE_GOLDEN=1 pytest
-tests/publish/test_golden.py`` and review the diff.
+the ``.md`` beside it. The ``app_*`` pairs are real reports of the ``tests/apps`` apps, written
+by ``scripts/golden.py --write`` (tests/test_golden_script.py proves they are current). The
+hand-built reports of :data:`reports.GOLDEN` are written to JSON too, and checked to still match
+their builder; regenerate those with ``UPDATE_GOLDEN=1 pytest tests/publish/test_golden.py``.
+Review the diff of either.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def _check(path: Path, actual: str) -> None:
         return
     assert path.exists(), f"{path.name} is missing: run with UPDATE_GOLDEN=1"
     expected = path.read_text(encoding="utf-8")
-    assert actual == expected, f"{path.name} differs: run with UPDATE_GOLDEN=1 and review the diff"
+    how = "python scripts/golden.py --write" if path.name.startswith("app_") else "UPDATE_GOLDEN=1"
+    assert actual == expected, f"{path.name} differs: run {how} and review the diff"
 
 
 @pytest.mark.parametrize("name", CASES)
