@@ -1,7 +1,7 @@
 """Table shapes and the schema change of the pending revisions: typed facts and their builder.
 
 :func:`schema_change` compares two plain-data snapshots of one database, taken by
-:func:`ci_migrate.schema_snapshot.snapshot` before and after the pending revisions ran on the
+:func:`ci_migrate.probe.snapshot.snapshot` before and after the pending revisions ran on the
 sandbox, and returns :class:`SchemaChangeFacts`: per table, what was added, dropped or changed
 (columns with their state before → after; indexes, unique/check constraints and foreign keys
 added or dropped), plus the shape of each touched table and of its direct neighbours for the
@@ -144,7 +144,7 @@ def schema_change(before: Snapshot, after: Snapshot, *, bind: str | None = None,
                   revisions: Iterable[str] = ()) -> SchemaChangeFacts:
     """The change from snapshot ``before`` to snapshot ``after`` of one database (``bind``).
 
-    Both are :mod:`ci_migrate.schema_snapshot` snapshots (module docstring). Tables are ordered
+    Both are :mod:`ci_migrate.probe.snapshot` snapshots (module docstring). Tables are ordered
     by name; columns in table order (dropped ones after the others). For a multidb app call it
     once per bind and join the results with :func:`combine`. Raises ``KeyError``/``TypeError``
     only for snapshots that do not have the documented shape.

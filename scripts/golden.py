@@ -22,7 +22,6 @@ import difflib
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import sys
@@ -116,41 +115,7 @@ def run_case(case: Case) -> dict[str, Any]:
             raise SystemExit(f"{case.app}: ci-migrate check exited {proc.returncode} without a report:\n"
                              f"{proc.stderr[-3000:]}")
         data = json.loads(proc.stdout)
-        if case.base and data.get("schema_change") is None:
-            data["schema_change"] = _reflect_change(repo, case, data)
         return data
-
-
-def _reflect_change(repo: Path, case: Case, report: dict[str, Any]) -> dict[str, Any]:
-    """The schema change of the pending revisions, reflected on a throwaway PostgreSQL database
-    brought to the base branch's head and then to the head with ``flask db upgrade``."""
-    import sqlalchemy as sa
-
-    from ci_migrate.sandbox import normalize_url
-    from ci_migrate.schema_change import schema_change
-    from ci_migrate.schema_snapshot import snapshot
-
-    plan = next(c["facts"] for c in report["checks"] if c["name"] == "plan")
-    pending = [p["revision"] for p in plan["pending"]]
-    name = f"golden_schema_{secrets.token_hex(4)}"  # not ci_migrate_*: no sandbox of a run
-    admin = sa.create_engine(normalize_url(PG_SERVER + "postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = normalize_url(PG_SERVER + name)
-    engine = sa.create_engine(url)
-    try:
-        env = _env({"DATABASE_URL": url.render_as_string(hide_password=False), "FLASK_APP": case.target})
-        snaps = []
-        for revision in (case.base[-1], "head"):
-            subprocess.run([sys.executable, "-m", "flask", "db", "upgrade", revision],
-                           cwd=repo, env=env, check=True, capture_output=True)
-            snaps.append(snapshot(engine))
-        return schema_change(*snaps, revisions=pending).model_dump(mode="json")
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE {name}")
-        admin.dispose()
 
 
 def normalize(data: Any, key: str = "") -> Any:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ci_migrate.sandbox import normalize_url
 from ci_migrate.schema_change import SchemaChangeFacts, combine, schema_change
-from ci_migrate.schema_snapshot import snapshot
+from ci_migrate.probe.snapshot import snapshot
 
 BEFORE = [
     'CREATE TABLE "user" (id INTEGER PRIMARY KEY, username VARCHAR(64) NOT NULL, email VARCHAR(120) NOT NULL)',

@@ -22,10 +22,16 @@ _MISSING_TABLE = re.compile(r"no such table|does not exist|doesn't exist|Unknown
 def run(ctx: Any) -> CheckResult:
     """Upgrade the sandbox from base (or the configured baseline) to heads; see the module docstring."""
     sandbox = ctx.sandbox
-    record = list(ctx.pending.revisions) if ctx.pending is not None else []
-    data = replay(ctx, record=record)
+    pending = ctx.pending
+    record = list(pending.revisions) if pending is not None else []
+    snapshot_at = list(pending.current) if pending is not None and pending.base_ref and pending.revisions \
+        and not pending.unavailable else None
+    data = replay(ctx, record=record, snapshot_at=snapshot_at)
     ctx.recorded = {rev: Recorded.from_data(entry, online=True) for rev, entry in (data.get("recorded") or {}).items()}
     result = judge(ctx, data, sandbox.dialect)
+    snaps = data.get("snapshots") or {}
+    if "before" in snaps and "after" in snaps:
+        ctx.report.schema_change = schema_changes(snaps["before"], snaps["after"], record)
     prod = ctx.production_dialect
     mismatch = dialect_mismatch(sandbox.dialect, prod, ctx.production_source, bool(ctx.settings.targets))
     if mismatch is not None:
@@ -43,10 +49,21 @@ def baseline_request(ctx: Any) -> dict[str, Any] | None:
     return {"create_all": bool(baseline.create_all), "stamp": baseline.revision or "heads"}
 
 
-def replay(ctx: Any, *, record: list[str] | None = None, destination: list[str] | None = None) -> dict[str, Any]:
-    """Ask the probe to replay on the main sandbox (after loading the baseline, if any)."""
+def replay(ctx: Any, *, record: list[str] | None = None, destination: list[str] | None = None,
+           snapshot_at: list[str] | None = None) -> dict[str, Any]:
+    """Ask the probe to replay on the main sandbox (after loading the baseline, if any); with
+    ``snapshot_at`` (the base's heads) it reflects the sandbox there and at the end."""
     ctx.sandbox  # made (and prepared) before the probe replays on it
-    return ctx.probe.call("replay", baseline=baseline_request(ctx), record=record or [], destination=destination)
+    return ctx.probe.call("replay", baseline=baseline_request(ctx), record=record or [], destination=destination,
+                          snapshot_at=snapshot_at)
+
+
+def schema_changes(before: dict[str, Any], after: dict[str, Any], revisions: list[str]) -> Any:
+    """The schema change of the pending revisions, per migrated bind, as one fact."""
+    from ci_migrate.schema_change import combine, schema_change
+
+    return combine(schema_change(before.get(bind, {}), after.get(bind, {}), bind=bind or None, revisions=revisions)
+                   for bind in sorted(set(before) | set(after)))
 
 
 def judge(ctx: Any, data: dict[str, Any], dialect: str, destination: list[str] | None = None) -> CheckResult:

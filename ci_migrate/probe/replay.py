@@ -31,14 +31,19 @@ def where_in_migrations(exc: BaseException, project: Any) -> Dict[str, Any]:
 
 
 def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baseline: Optional[Dict[str, Any]] = None,
-           record: Sequence[str] = (), files: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+           record: Sequence[str] = (), files: Optional[Dict[str, str]] = None,
+           snapshot_at: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Upgrade the session's sandbox to heads (or ``destination``), optionally from a baseline.
 
     ``baseline``: ``{"create_all": bool, "stamp": revision}`` — the schema file, if any, was loaded by
     the host; ``create_all`` runs ``db.create_all()`` (``metadata.create_all`` for plain bases) on the
     sandbox; then the version table is stamped. ``record``: revisions whose operations are recorded.
+    ``snapshot_at``: the base branch's heads (``[]``: before any revision): the upgrade stops there
+    first and every migrated database is reflected (:func:`.snapshot.snapshot`), then again at the
+    end — the schema change of the pending revisions.
     Returns ``{"runs": [...], "failure": {...} | None, "heads_after": {bind: [...]}, "recorded":
-    {revision: Recording}, "duration_s": s}``; ``failure`` has ``where`` ("revision" / "env.py" /
+    {revision: Recording}, "snapshots": {"before": {bind: snapshot}, "after": {...}} (with
+    ``snapshot_at``), "duration_s": s}``; ``failure`` has ``where`` ("revision" / "env.py" /
     "baseline"), ``revision``, ``file``, ``line``, ``statement``, ``error``, ``exception``.
     """
     from alembic import command
@@ -52,6 +57,7 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
     tracker.listeners.append(recorder.on_run)
     failure = None
     stage = "upgrade"
+    snapshots: Dict[str, Any] = {}
     try:
         with session.guard.allowing(sandbox.urls), hooks(recorder, offline=False), \
                 glue.alembic_session(project, sandbox.urls, sandbox.engines) as (config, _capture):
@@ -63,7 +69,13 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
                     stage = "stamp"
                     command.stamp(config, baseline["stamp"])
                 stage = "upgrade"
+                if snapshot_at is not None:
+                    if snapshot_at:
+                        command.upgrade(config, tuple(snapshot_at))
+                    snapshots["before"] = _snapshots(session)
                 command.upgrade(config, tuple(destination) if destination else "heads")
+                if snapshot_at is not None:
+                    snapshots["after"] = _snapshots(session)
             except Exception as exc:  # noqa: BLE001 - a failing revision is a fact
                 failure = describe_failure(exc, session, stage)
     finally:
@@ -72,7 +84,17 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
     heads_after = {} if failure else sandbox_heads(session)
     return {"runs": [r.as_dict() for r in tracker.runs if r.direction == "upgrade"], "failure": failure,
             "heads_after": heads_after, "recorded": {k: v.as_dict() for k, v in recorder.recorded.items()},
-            "duration_s": round(time.perf_counter() - started, 3)}
+            "snapshots": snapshots, "duration_s": round(time.perf_counter() - started, 3)}
+
+
+def _snapshots(session: Any) -> Dict[str, Any]:
+    """Every migrated database of the sandbox, reflected (the version table left out)."""
+    from .snapshot import snapshot
+
+    project, sandbox = session.project, session.sandbox
+    version_table = project.configure_args.get("version_table") or "alembic_version"
+    binds = project.bind_keys if project.multidb else [None]
+    return {key or "": snapshot(sandbox.engines[key], exclude=(version_table,)) for key in binds}
 
 
 def describe_failure(exc: BaseException, session: Any, stage: str) -> Dict[str, Any]:
