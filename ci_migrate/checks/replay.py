@@ -24,8 +24,8 @@ def run(ctx: Any) -> CheckResult:
     sandbox = ctx.sandbox
     pending = ctx.pending
     record = list(pending.revisions) if pending is not None else []
-    snapshot_at = list(pending.current) if pending is not None and pending.base_ref and pending.revisions \
-        and not pending.unavailable else None
+    snapshot_at = before_pending(ctx.history, pending.revisions) if pending is not None and pending.base_ref \
+        and pending.revisions and not pending.unavailable else None
     data = replay(ctx, record=record, snapshot_at=snapshot_at)
     ctx.recorded = {rev: Recorded.from_data(entry, online=True) for rev, entry in (data.get("recorded") or {}).items()}
     result = judge(ctx, data, sandbox.dialect)
@@ -56,6 +56,14 @@ def replay(ctx: Any, *, record: list[str] | None = None, destination: list[str] 
     ctx.sandbox  # made (and prepared) before the probe replays on it
     return ctx.probe.call("replay", baseline=baseline_request(ctx), record=record or [], destination=destination,
                           snapshot_at=snapshot_at)
+
+
+def before_pending(history: Any, pending: list[str]) -> list[str]:
+    """Where this branch's history stands before its pending revisions: the revisions that are not
+    pending and have no child that is not pending (the base's heads as this branch has them)."""
+    left = set(pending)
+    by_id = history.by_id
+    return [r for r in history.order if r not in left and all(c in left for c in by_id[r].children)]
 
 
 def schema_changes(before: dict[str, Any], after: dict[str, Any], revisions: list[str]) -> Any:
