@@ -15,12 +15,13 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
-                      ValidationInfo, field_validator, model_validator)
+from pydantic import (AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from ci_migrate.config_errors import (FLAG, ConfigError, Sources, allowed_keys, custom, did_you_mean, explain,
                                       one_of, show, type_at)
 from ci_migrate.config_checks import app_problem, migrations_problem, rule_problem
+from ci_migrate.config_model import ConfigModel as _Model
 from ci_migrate.config_starter import CONFIG_FILENAME, starter_config, write_starter
 from ci_migrate.urls import parse_url, sandbox_problem
 
@@ -102,23 +103,6 @@ CheckName = Annotated[str, one_of("check_name", CHECK_NAMES, "check")]
 DiffKind = Annotated[str, one_of("diff_kind", DIFF_KINDS, "diff kind")]
 RuleId = Annotated[str, _checked("rule_id", rule_problem)]
 AppImport = Annotated[str, _checked("app_import", app_problem)]
-
-
-class _Model(BaseModel):
-    """Shared config: unknown keys refused, hyphenated YAML keys, python names also accepted."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=lambda n: n.replace("_", "-"))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_means_default(cls, data: Any) -> Any:
-        """``targets:`` with nothing under it (YAML null) means the default, not an error."""
-        if not isinstance(data, dict):
-            return data
-        def keep(key: str, value: Any) -> bool:
-            info = next((f for n, f in cls.model_fields.items() if key in (n, f.alias)), None)
-            return value is not None or info is None or info.is_required() or info.default is None
-        return {k: v for k, v in data.items() if keep(k, v)}
 
 
 class Target(_Model):
