@@ -20,14 +20,15 @@ from pydantic import (AfterValidator, BeforeValidator, Field, ValidationError, V
 
 from ci_migrate.config_errors import (FLAG, ConfigError, Sources, allowed_keys, custom, did_you_mean, explain,
                                       one_of, show, type_at)
-from ci_migrate.config_checks import app_problem, migrations_problem, rule_problem
+from ci_migrate.config_checks import app_problem, rule_problem
+from ci_migrate.config_migrations import Migrations, MigrationsDir
 from ci_migrate.config_model import ConfigModel as _Model
 from ci_migrate.config_starter import CONFIG_FILENAME, starter_config, write_starter
 from ci_migrate.urls import parse_url, sandbox_problem
 
 __all__ = [
     "CHECK_NAMES", "CONFIG_FILENAME", "DIFF_KINDS", "ENV_CONFIG", "ENV_PREFIX", "Baseline", "CheckSetting",
-    "ConfigError", "Ignore", "RuleLevel", "Settings", "Severity", "Target", "load", "starter_config",
+    "ConfigError", "Ignore", "MigrationsDir", "RuleLevel", "Settings", "Severity", "Target", "load", "starter_config",
     "write_starter",
 ]
 
@@ -247,7 +248,7 @@ class _Keys(_Model):
     """The settings a user can write (file keys, env vars, flags)."""
 
     app: AppImport | None = None
-    migrations: str | None = None
+    migrations: Migrations = None
     python: str | None = None
     timeout: float | None = Field(None, ge=0)
     prune_after: Annotated[float, BeforeValidator(_duration_or_off), Field(ge=0)] = 86400.0  # seconds; 0 = off
@@ -289,15 +290,6 @@ class _Keys(_Model):
                                         f"checks (got one for {', '.join(map(show, wrong))})")
         return value
 
-    @field_validator("migrations")
-    @classmethod
-    def _migrations(cls, value: str | None, info: ValidationInfo) -> str | None:
-        root = (info.context or {}).get("root")
-        problem = migrations_problem(value, Path(root)) if value is not None and root is not None else None
-        if problem is not None:
-            raise custom("migrations_dir", problem)
-        return value
-
     @field_validator("sandbox")
     @classmethod
     def _sandbox(cls, value: str, info: ValidationInfo) -> str:
@@ -319,6 +311,17 @@ class Settings(_Keys):
     root: Path = Field(default_factory=Path.cwd)
     config_path: Path | None = None
     python_source: str = "python"
+
+    @property
+    def app_migrations(self) -> str | None:
+        """The app's own migrations directory (the ``migrations`` entry without a version table);
+        None: the one the app's ``Migrate`` extension is configured with."""
+        return next((d.path for d in self.migrations or () if d.version_table is None), None)
+
+    @property
+    def extra_migrations(self) -> list[MigrationsDir]:
+        """The extra script directories, in the order their histories are upgraded after the app's own."""
+        return [d for d in self.migrations or () if d.version_table is not None]
 
     def resolve_path(self, value: str | Path) -> Path:
         """``value`` resolved against :attr:`root` (absolute paths are kept)."""
