@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ci_migrate.checks.base_branch import git
-from ci_migrate.probe import PROTOCOL
 from ci_migrate.probe_process import ProbeProcess
+from ci_migrate.runtime import load_request
 
 
 class BaseModels:
@@ -52,10 +52,8 @@ def base_models(settings: Any, runtime: Any, repo: Path, commit: str, heads: lis
         probe = ProbeProcess(python=runtime.interpreter.path, root=where, env=dict(runtime.probe.env),
                              deadline=runtime.probe.deadline)
         probe.start()
-        migrations = settings.migrations
-        probe.call("load", protocol=PROTOCOL, root=str(where), app=settings.app,
-                   migrations=str(where / migrations) if migrations else None,
-                   sandbox_dialect=runtime.sandboxes.dialect if runtime.sandboxes else None)
+        probe.call("load", **load_request(settings, where,
+                                          sandbox_dialect=runtime.sandboxes.dialect if runtime.sandboxes else None))
         yield BaseModels(probe, heads)
     finally:
         if probe is not None:

@@ -15,18 +15,20 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError,
-                      ValidationInfo, field_validator, model_validator)
+from pydantic import (AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from ci_migrate.config_errors import (FLAG, ConfigError, Sources, allowed_keys, custom, did_you_mean, explain,
                                       one_of, show, type_at)
-from ci_migrate.config_checks import app_problem, migrations_problem, rule_problem
+from ci_migrate.config_checks import app_problem, rule_problem
+from ci_migrate.config_migrations import Migrations, MigrationsDir
+from ci_migrate.config_model import ConfigModel as _Model
 from ci_migrate.config_starter import CONFIG_FILENAME, starter_config, write_starter
 from ci_migrate.urls import parse_url, sandbox_problem
 
 __all__ = [
     "CHECK_NAMES", "CONFIG_FILENAME", "DIFF_KINDS", "ENV_CONFIG", "ENV_PREFIX", "Baseline", "CheckSetting",
-    "ConfigError", "Ignore", "RuleLevel", "Settings", "Severity", "Target", "load", "starter_config",
+    "ConfigError", "Ignore", "MigrationsDir", "RuleLevel", "Settings", "Severity", "Target", "load", "starter_config",
     "write_starter",
 ]
 
@@ -102,23 +104,6 @@ CheckName = Annotated[str, one_of("check_name", CHECK_NAMES, "check")]
 DiffKind = Annotated[str, one_of("diff_kind", DIFF_KINDS, "diff kind")]
 RuleId = Annotated[str, _checked("rule_id", rule_problem)]
 AppImport = Annotated[str, _checked("app_import", app_problem)]
-
-
-class _Model(BaseModel):
-    """Shared config: unknown keys refused, hyphenated YAML keys, python names also accepted."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=lambda n: n.replace("_", "-"))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_means_default(cls, data: Any) -> Any:
-        """``targets:`` with nothing under it (YAML null) means the default, not an error."""
-        if not isinstance(data, dict):
-            return data
-        def keep(key: str, value: Any) -> bool:
-            info = next((f for n, f in cls.model_fields.items() if key in (n, f.alias)), None)
-            return value is not None or info is None or info.is_required() or info.default is None
-        return {k: v for k, v in data.items() if keep(k, v)}
 
 
 class Target(_Model):
@@ -263,7 +248,7 @@ class _Keys(_Model):
     """The settings a user can write (file keys, env vars, flags)."""
 
     app: AppImport | None = None
-    migrations: str | None = None
+    migrations: Migrations = None
     python: str | None = None
     timeout: float | None = Field(None, ge=0)
     prune_after: Annotated[float, BeforeValidator(_duration_or_off), Field(ge=0)] = 86400.0  # seconds; 0 = off
@@ -305,15 +290,6 @@ class _Keys(_Model):
                                         f"checks (got one for {', '.join(map(show, wrong))})")
         return value
 
-    @field_validator("migrations")
-    @classmethod
-    def _migrations(cls, value: str | None, info: ValidationInfo) -> str | None:
-        root = (info.context or {}).get("root")
-        problem = migrations_problem(value, Path(root)) if value is not None and root is not None else None
-        if problem is not None:
-            raise custom("migrations_dir", problem)
-        return value
-
     @field_validator("sandbox")
     @classmethod
     def _sandbox(cls, value: str, info: ValidationInfo) -> str:
@@ -335,6 +311,17 @@ class Settings(_Keys):
     root: Path = Field(default_factory=Path.cwd)
     config_path: Path | None = None
     python_source: str = "python"
+
+    @property
+    def app_migrations(self) -> str | None:
+        """The app's own migrations directory (the ``migrations`` entry without a version table);
+        None: the one the app's ``Migrate`` extension is configured with."""
+        return next((d.path for d in self.migrations or () if d.version_table is None), None)
+
+    @property
+    def extra_migrations(self) -> list[MigrationsDir]:
+        """The extra script directories, in the order their histories are upgraded after the app's own."""
+        return [d for d in self.migrations or () if d.version_table is not None]
 
     def resolve_path(self, value: str | Path) -> Path:
         """``value`` resolved against :attr:`root` (absolute paths are kept)."""

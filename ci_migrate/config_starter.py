@@ -8,10 +8,11 @@ from ci_migrate.errors import ConfigError
 
 CONFIG_FILENAME = ".ci-migrate.yml"
 
-_STARTER: list[tuple[str, str, bool]] = [  # (one-line explanation, YAML, shown uncommented?)
+_STARTER: list[tuple[str, str, bool]] = [  # (explanation, YAML, shown uncommented?)
     ("Flask app to load, as for FLASK_APP (default: discovered like the `flask` command does).",
      'app: "myapp:create_app()"', False),
-    ("Migrations directory, relative to this file (default: the one Flask-Migrate is set up with).",
+    ("Migrations directory, relative to this file (default: the one Flask-Migrate is set up with),\n"
+     "or a list adding plugins' directories: - {path: plugins/x/migrations, version-table: alembic_version_x}",
      "migrations: migrations", False),
     ("The app's Python (default: $VIRTUAL_ENV, then .venv/ or venv/ here, then the one ci-migrate runs in).",
      "python: .venv/bin/python", False),
@@ -65,7 +66,7 @@ def starter_config(commented: bool = True) -> str:
              "# Each top-level key can also be set with CI_MIGRATE_<KEY> (e.g. CI_MIGRATE_FAIL_ON=warning)",
              "# or a command-line flag; flags beat environment variables, which beat this file."]
     for about, snippet, active in _STARTER:
-        lines += ["", f"# {about}"]
+        lines += ["", *(f"# {line}" for line in about.splitlines())]
         lines += [line if active or not commented else f"# {line}" for line in snippet.splitlines()]
     return "\n".join(lines) + "\n"
 

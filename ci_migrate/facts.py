@@ -158,6 +158,7 @@ class Failure:
     lock: str | None = None
     duration_ms: float = 0.0
     statements: int = 0
+    directory: str | None = None  # the extra script directory being upgraded, if not the app's history
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any] | None) -> "Failure | None":
@@ -168,7 +169,8 @@ class Failure:
                    statement=data.get("statement"), error=data.get("error") or "", exception=data.get("exception") or "",
                    code=data.get("code"), committed=tuple(data.get("committed") or ()),
                    outside_transaction=bool(data.get("outside_transaction")), lock=data.get("lock"),
-                   duration_ms=float(data.get("duration_ms") or 0), statements=int(data.get("statements") or 0))
+                   duration_ms=float(data.get("duration_ms") or 0), statements=int(data.get("statements") or 0),
+                   directory=data.get("directory"))
 
     @property
     def first_line(self) -> str:

@@ -53,9 +53,12 @@ class Context:
     ``runtime`` holds the probe, the loaded project's facts and the sandboxes; ``scanned`` and
     ``revision_files`` (revision id → absolute Path) come from the probe's scan, ``history`` from
     alembic; ``blocked`` says why the history cannot be loaded by alembic (then alembic-based checks
-    are skipped); ``pending`` is set by :mod:`ci_migrate.checks.pending` (the revisions a pull
-    request adds, or that a target lacks); ``recorded`` holds what the pending revisions did while
-    they ran on the sandbox; ``stopped`` says why the run was stopped early.
+    are skipped); ``directories`` are the extra script directories as scanned
+    (:class:`ci_migrate.checks.script_dirs.ScannedDirectory`) and ``directories_blocked`` says why one
+    of them cannot be replayed (then the replay and drift are skipped); ``pending`` is set by
+    :mod:`ci_migrate.checks.pending` (the revisions a pull request adds, or that a target lacks);
+    ``recorded`` holds what the pending revisions did while they ran on the sandbox; ``stopped`` says
+    why the run was stopped early.
     """
 
     settings: Any
@@ -69,6 +72,8 @@ class Context:
     versions_dirs: list[Path] = field(default_factory=list)
     recursive: bool = False  # alembic.ini's recursive_version_locations
     history: History = field(default_factory=History)
+    directories: list[Any] = field(default_factory=list)  # extra script directories (checks.script_dirs)
+    directories_blocked: str | None = None  # why an extra directory's history cannot be replayed
     blocked: str | None = None
     production_dialect: str | None = None
     production_source: str = ""
@@ -141,7 +146,7 @@ def skipped(name: str, why: str) -> CheckResult:
 def scan_graph(ctx: Context) -> CheckResult:
     """Ask the probe to load every revision file and judge the graph; fills the context's file map
     and history."""
-    from ci_migrate.checks import graph
+    from ci_migrate.checks import graph, script_dirs
 
     started = time.perf_counter()
     scan = ctx.probe.call("scan")
@@ -149,15 +154,29 @@ def scan_graph(ctx: Context) -> CheckResult:
     ctx.versions_dirs = [Path(d) for d in scan.get("versions_dirs") or ()]
     ctx.recursive = bool(scan.get("recursive"))
     ctx.history = History.from_data(scan.get("history") or {})
-    result = graph.analyze(ctx.scanned, ctx.project.root, merge_command=f"{ctx.project.cli} merge")
+    ctx.directories = [script_dirs.ScannedDirectory.from_probe(d, ctx.project.root)
+                       for d in scan.get("directories") or ()]
+    result = judge_graph(ctx)
     result.duration_s = ctx.data["graph_s"] = round(time.perf_counter() - started, 3)
     ctx.revision_files = {s.revision: s.path for s in ctx.scanned if s.revision}
-    bad = sorted({f.rule_id for f in result.findings if f.rule_id in BLOCKING_GRAPH_RULES})
+    bad = sorted({f.rule_id for f in result.findings
+                  if f.rule_id in BLOCKING_GRAPH_RULES and "directory" not in f.details})
     if bad:
         ctx.blocked = f"skipped: the revision graph is broken ({', '.join(bad)})"
     elif ctx.history.error:
         ctx.blocked = f"skipped: alembic cannot read the history ({ctx.history.error})"
+    ctx.directories_blocked = script_dirs.blocked(result, ctx.directories, BLOCKING_GRAPH_RULES)
     return result
+
+
+def judge_graph(ctx: Context, pending: set[str] | None = None) -> CheckResult:
+    """The graph check on the scanned app history and each extra script directory's
+    (``pending``: the revisions a pull request adds; style rules then judge only those)."""
+    from ci_migrate.checks import graph, script_dirs
+
+    cli = ctx.project.cli
+    result = graph.analyze(ctx.scanned, ctx.project.root, merge_command=f"{cli} merge", pending=pending)
+    return script_dirs.with_directories(result, ctx.directories, ctx.project.root, cli, pending)
 
 
 def _internal_error(name: str, exc: BaseException) -> CheckResult:
@@ -180,6 +199,8 @@ def _run_one(ctx: Context, name: str) -> None:
         result = None  # they would have had nothing to look at anyway
     elif ctx.blocked and name not in ("lint", "plan"):
         result = skipped(name, ctx.blocked)
+    elif ctx.directories_blocked and name in ("replay", "drift"):
+        result = skipped(name, ctx.directories_blocked)
     else:
         module = importlib.import_module(f"ci_migrate.checks.{name}")
         try:
@@ -271,6 +292,7 @@ def replay_progress(ctx_holder: dict[str, Any], progress: Callable[[int, int, st
             counter["done"] += 1
             ctx = ctx_holder.get("ctx")
             total = len(ctx.revision_files) * max(1, len(ctx.project.migrated_binds)) if ctx else 0
+            total += sum(len(d.scanned) for d in ctx.directories) if ctx else 0
             progress(counter["done"], max(total, counter["done"]), str(event.get("revision")))
 
     return on_event
@@ -315,15 +337,13 @@ def run_check(
 
 
 def _run_checks(ctx: Context, names: list[str], needs_db: list[str], stack: contextlib.ExitStack) -> None:
-    from ci_migrate.checks import graph as graph_check
     from ci_migrate.checks import pending
 
     graph = scan_graph(ctx)
     if any(n in names for n in ("plan", "lint", "locks", "roundtrip", "replay")):
         pending.prepare(ctx)
     if ctx.pending is not None and not ctx.pending.unavailable:  # style rules judge the PR's revisions only
-        graph = graph_check.analyze(ctx.scanned, ctx.project.root, merge_command=f"{ctx.project.cli} merge",
-                                    pending=set(ctx.pending.revisions))
+        graph = judge_graph(ctx, set(ctx.pending.revisions))
         graph.duration_s = ctx.data.get("graph_s", 0.0)
     if "graph" in names:
         ctx.report.checks.append(apply_overrides(graph, ctx.settings))

@@ -80,7 +80,22 @@ class HeadBranch(_Model):
     fork_point: str | None = None
 
 
+class DirectoryGraph(_Model):
+    """An extra script directory's history (``migrations:`` entry with a version table): its own
+    revisions (base → head), heads and bases. ``env_py`` is its own env.py (None: the app's env.py
+    runs its revisions)."""
+
+    path: str
+    version_table: str
+    env_py: str | None = None
+    revisions: list[RevisionInfo] = Field(default_factory=list)
+    heads: list[str] = Field(default_factory=list)
+    bases: list[str] = Field(default_factory=list)
+
+
 class GraphFacts(_Model):
+    """The app's history (``revisions`` … ``head_branches``) and each extra script directory's."""
+
     kind: Literal["graph"] = "graph"
     revisions: list[RevisionInfo] = Field(default_factory=list)  # base → head order when known
     heads: list[str] = Field(default_factory=list)
@@ -88,6 +103,7 @@ class GraphFacts(_Model):
     branch_points: list[str] = Field(default_factory=list)
     merge_points: list[str] = Field(default_factory=list)
     head_branches: list[HeadBranch] = Field(default_factory=list)  # only when len(heads) > 1
+    directories: list[DirectoryGraph] = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- facts: replay
@@ -104,12 +120,21 @@ class RevisionRun(_Model):
     statements: int | None = None
 
 
+class DirectoryHeads(_Model):
+    """An extra script directory's version table on the sandbox after the replay."""
+
+    path: str
+    version_table: str
+    heads: list[str] = Field(default_factory=list)
+
+
 class ReplayFacts(_Model):
     kind: Literal["replay"] = "replay"
     dialect: str
     start: str = "base"  # 'base' or the baseline revision
-    revisions: list[RevisionRun] = Field(default_factory=list)
+    revisions: list[RevisionRun] = Field(default_factory=list)  # the app's history, then each extra directory's
     heads_after: dict[str, list[str]] = Field(default_factory=dict)  # bind ('' = default) → heads
+    directories: list[DirectoryHeads] = Field(default_factory=list)  # extra script directories, after the replay
     duration_s: float = 0.0
 
 

@@ -12,6 +12,7 @@ import concurrent.futures
 import contextlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from ci_migrate.facts import ProjectFacts
@@ -110,9 +111,8 @@ def open_runtime(settings: Any, env: Mapping[str, str], *, sandbox: bool, target
             stack.callback(sandboxes.close)
         stack.callback(probe.close)
         probe.start()
-        probe.send("load", protocol=PROTOCOL, root=str(settings.root), app=settings.app,
-                   migrations=str(settings.resolve_path(settings.migrations)) if settings.migrations else None,
-                   sandbox_dialect=sandboxes.dialect if sandboxes else None, target_dialect=target_dialect)
+        probe.send("load", **load_request(settings, settings.root, target_dialect=target_dialect,
+                                          sandbox_dialect=sandboxes.dialect if sandboxes else None))
         notices: list[str] = []
         first = None
         if sandboxes is not None:
@@ -129,6 +129,19 @@ def open_runtime(settings: Any, env: Mapping[str, str], *, sandbox: bool, target
             if runtime._first is not None:  # made while the app loaded but never used: still dropped
                 with contextlib.suppress(Exception):
                     runtime._first.result()
+
+
+def load_request(settings: Any, root: Path, *, sandbox_dialect: str | None,
+                 target_dialect: str | None = None) -> dict[str, Any]:
+    """The probe's ``load`` request for the project checked out at ``root`` (the settings' root, or a
+    checkout of the base branch): the app, its migrations directory and the extra script directories
+    (``{"path": absolute, "version_table": name}``, upgraded after the app's history) that exist there."""
+    own = settings.app_migrations
+    extra = [{"path": str(root / d.path), "version_table": d.version_table}
+             for d in settings.extra_migrations if (root / d.path).is_dir()]
+    return {"protocol": PROTOCOL, "root": str(root), "app": settings.app,
+            "migrations": str(root / own) if own else None, "script_dirs": extra,
+            "sandbox_dialect": sandbox_dialect, "target_dialect": target_dialect}
 
 
 def _prepare(sandboxes: Sandboxes, spec: str, settings: Any, notices: list[str]) -> Sandbox:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ci_migrate.config import (CONFIG_FILENAME, Baseline, CheckSetting, ConfigError, Ignore, Settings, Target, load,
-                               starter_config, write_starter)
+from ci_migrate.config import (CONFIG_FILENAME, Baseline, CheckSetting, ConfigError, Ignore, MigrationsDir, Settings,
+                               Target, load, starter_config, write_starter)
 
 ALLOWED = ("    allowed keys: app, migrations, python, timeout, prune-after, sandbox, sandbox-password-env, targets, "
            "checks, rules, ignore, baseline, extensions, fail-on, keep-sandbox, format, output, target, base, "
@@ -89,7 +89,7 @@ def test_every_key_from_the_file(tmp_path):
     """)
     s = load(env={}, cwd=tmp_path)
     assert s.app == "blogapp:create_app('ci')"
-    assert s.migrations == "migrations"
+    assert (s.app_migrations, s.extra_migrations) == ("migrations", [])
     assert s.sandbox == "postgresql://ci@localhost:5432/"
     assert s.sandbox_password_env == "PGPASSWORD"
     assert s.targets == {"production": Target(url_env="DATABASE_URL", lock_wait=300),
@@ -105,7 +105,7 @@ def test_every_key_from_the_file(tmp_path):
 
 ENV_CASES = [
     ("CI_MIGRATE_APP", "blogapp:create_app('ci')", "app", "blogapp:create_app('ci')"),
-    ("CI_MIGRATE_MIGRATIONS", "db/migrations", "migrations", "db/migrations"),
+    ("CI_MIGRATE_MIGRATIONS", "db/migrations", "app_migrations", "db/migrations"),
     ("CI_MIGRATE_SANDBOX", "mysql+pymysql://root:pw@db/", "sandbox", "mysql+pymysql://root:pw@db/"),
     ("CI_MIGRATE_SANDBOX_PASSWORD_ENV", "PGPASSWORD", "sandbox_password_env", "PGPASSWORD"),
     ("CI_MIGRATE_TARGETS", "{production: {url-env: DATABASE_URL}}", "targets",
@@ -130,7 +130,7 @@ def test_each_key_from_the_environment(tmp_path, var, value, attr, expected):
 
 
 OVERRIDE_CASES = [
-    ("app", "wsgi:app"), ("migrations", "db/migrations"), ("sandbox", "postgresql://u:pw@h/"),
+    ("app", "wsgi:app"), ("migrations", [MigrationsDir(path="db/migrations")]), ("sandbox", "postgresql://u:pw@h/"),
     ("sandbox_password_env", "PW"), ("targets", {"prod": Target(url_env="URL")}),
     ("checks", {"drift": CheckSetting(enabled=False)}), ("rules", {"CM101": "warning"}),
     ("ignore", Ignore(objects=["ix_*"])), ("baseline", Baseline(revision="abc", create_all=True)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ci_migrate.config import CONFIG_FILENAME, ConfigError, load
+from ci_migrate.config import CONFIG_FILENAME, ConfigError, MigrationsDir, load
 from ci_migrate.config_checks import app_problem
 
 FORMS = "write module, module:name or module:factory(literal arguments), e.g. \"blogapp:create_app('ci')\""
@@ -79,8 +79,73 @@ def test_migrations_directory_must_exist(tmp_path, cli):
     assert load_error(tmp_path, "migrations: db/schema.sql\n") == (
         ".ci-migrate.yml:1:13: migrations: 'db/schema.sql' is a file, not a directory — name the directory that holds "
         "env.py and versions/")
-    assert load(env={"CI_MIGRATE_MIGRATIONS": "db/migrations"}, cwd=tmp_path).migrations == "db/migrations"
+    assert load(env={"CI_MIGRATE_MIGRATIONS": "db/migrations"}, cwd=tmp_path).app_migrations == "db/migrations"
     (tmp_path / CONFIG_FILENAME).write_text("migrations: nowhere\n")
     result = cli("check", cwd=tmp_path)
     assert (result.code, result.err) == (2, f"error: .ci-migrate.yml:1:13: migrations: directory not found: 'nowhere' "
                                             f"(paths are relative to {tmp_path.resolve()})\n")
+
+
+def plugin_dirs(tmp_path):
+    for name in ("migrations", "plugins/audit/migrations", "plugins/tags/versions"):
+        (tmp_path / name).mkdir(parents=True)
+
+
+def test_extra_script_directories_with_their_version_tables(tmp_path):
+    plugin_dirs(tmp_path)
+    (tmp_path / CONFIG_FILENAME).write_text(
+        "migrations:\n  - migrations\n  - path: plugins/audit/migrations\n    version-table: alembic_version_audit\n"
+        "  - {path: plugins/tags/versions, version-table: alembic_version_tags}\n")
+    settings = load(env={}, cwd=tmp_path)
+    assert settings.app_migrations == "migrations"
+    assert settings.extra_migrations == [
+        MigrationsDir(path="plugins/audit/migrations", version_table="alembic_version_audit"),
+        MigrationsDir(path="plugins/tags/versions", version_table="alembic_version_tags")]
+    # plugins only: the app's own directory is the one its Migrate extension has
+    settings = load(env={"CI_MIGRATE_MIGRATIONS": "[{path: plugins/tags/versions, version-table: v_tags}]"},
+                    cwd=tmp_path)
+    assert (settings.app_migrations, settings.extra_migrations) == (
+        None, [MigrationsDir(path="plugins/tags/versions", version_table="v_tags")])
+
+
+def test_extra_script_directory_problems_are_located_at_their_entry(tmp_path, cli):
+    plugin_dirs(tmp_path)
+    text = ("app: app.py\n"
+            "migrations:\n"
+            "  - migrations\n"
+            "  - path: plugins/audit/migration\n"
+            "    version-table: alembic_version_audit\n"
+            "  - {path: plugins/tags/versions, version-table: alembic_version}\n"
+            "  - plugins/tags/versions\n"
+            "  - {path: plugins/audit/migrations, version-table: 9_audit, table: x}\n"
+            "  - {path: plugins/tags/versions, version-table: alembic_version_tags}\n"
+            "  - {path: plugins/tags/../tags/versions/, version-table: alembic_version_TAGS2}\n"
+            "  - {path: plugins/audit/migrations, version-table: Alembic_Version_Tags}\n")
+    expected = [
+        f".ci-migrate.yml:4:11: migrations[1].path: directory not found: 'plugins/audit/migration' (paths are "
+        f"relative to {tmp_path.resolve()}) — did you mean 'migrations'?",
+        ".ci-migrate.yml:6:50: migrations[2].version-table: 'alembic_version' is the version table of the app's own "
+        "history (alembic's default); give this directory a table of its own, e.g. alembic_version_audit",
+        ".ci-migrate.yml:7:5: migrations[3]: 'plugins/tags/versions' has no version-table, and neither has "
+        "'migrations' (migrations[0]): only the app's own migrations directory goes without one — give each other "
+        "directory the version table its history is kept in, e.g. {path: plugins/audit/migrations, "
+        "version-table: alembic_version_audit}",
+        ".ci-migrate.yml:8:53: migrations[4].version-table: must be a table name: letters, digits and _, not "
+        "starting with a digit, at most 63 characters, e.g. alembic_version_audit (got '9_audit')",
+        ".ci-migrate.yml:8:62: migrations[4]: unknown key 'table'",
+        "    allowed keys: path, version-table",
+        ".ci-migrate.yml:10:5: migrations[6]: 'plugins/tags/../tags/versions/' is listed twice (also migrations[5])",
+        ".ci-migrate.yml:11:5: migrations[7]: version table 'Alembic_Version_Tags' is also the one of "
+        "'plugins/tags/versions' (migrations[5]); each directory keeps its history in a table of its own",
+    ]
+    assert load_error(tmp_path, text).splitlines() == expected
+    result = cli("check", cwd=tmp_path)
+    assert (result.code, result.err.splitlines()) == (2, ["error: " + expected[0], *expected[1:]])
+    assert load_error(tmp_path, "migrations: 12\n") == (
+        ".ci-migrate.yml:1:13: migrations: must be a directory (migrations: db/migrations) or a list of directories, "
+        "e.g. [migrations, {path: plugins/audit/migrations, version-table: alembic_version_audit}] (got 12)")
+    assert load_error(tmp_path, "", env={"CI_MIGRATE_MIGRATIONS": "[{path: plugins/tags/versions}, migrations]"}) == (
+        "CI_MIGRATE_MIGRATIONS: migrations[1]: 'migrations' has no version-table, and neither has "
+        "'plugins/tags/versions' (migrations[0]): only the app's own migrations directory goes without one — give "
+        "each other directory the version table its history is kept in, e.g. {path: plugins/audit/migrations, "
+        "version-table: alembic_version_audit}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ci_migrate.checks import script_dirs
 from ci_migrate.facts import Failure, Recorded, RevisionCall
 from ci_migrate.report import CheckResult, Finding, ReplayFacts, RevisionRun
 
@@ -93,10 +94,16 @@ def judge(ctx: Any, data: dict[str, Any], dialect: str, destination: list[str] |
         problem = verify_heads(ctx, facts.heads_after, destination)
         if problem is not None:
             findings.append(problem)
+        if not destination and ctx.directories:
+            after = data.get("directories_after") or {}
+            facts.directories = script_dirs.directory_heads(ctx.directories, after)
+            findings += script_dirs.verify_directory_heads(ctx.directories, after)
     applied = len({c.revision for c in calls if c.status == "ok"})
     binds = len({c.bind for c in calls})
     plural = "s" if applied != 1 else ""
     on_binds = f" on {binds} binds" if binds > 1 else ""
+    if ctx.directories and not destination:
+        on_binds += f" from {len(ctx.directories) + 1} script directories"
     if findings:
         summary = f"failed after {applied} revision{plural}: {findings[0].title}"
     else:
@@ -167,6 +174,8 @@ def failure_finding(ctx: Any, failure: Failure, *, first_revision: bool, check: 
         parts.append(f"Statement:\n{failure.statement}")
     parts.append(f"Database error: {db_error}" if failure.statement else f"{failure.exception}: {db_error}")
     details = {"statement": failure.statement, "error": db_error, "exception": failure.exception}
+    if failure.directory:
+        return _directory_failure(failure, parts, title, details, check)
     if (failure.where == "revision" and first_revision and _MISSING_TABLE.search(db_error)
             and ctx.settings.baseline is None):
         return Finding(
@@ -182,6 +191,22 @@ def failure_finding(ctx: Any, failure: Failure, *, first_revision: bool, check: 
            + ("the revision." if failure.where == "revision" else "env.py."))
     return Finding(check=check, rule_id="CM201", severity="error", revision=revision, bind=failure.bind,
                    file=file, line=failure.line, title=title, message="\n".join(parts), fix=fix, details=details)
+
+
+def _directory_failure(failure: Failure, parts: list[str], title: str, details: dict[str, Any],
+                       check: str) -> Finding:
+    """CM201 for a failure while an extra script directory was upgraded (after the app's history)."""
+    directory = failure.directory
+    head = parts[0]
+    parts = [f"{directory} (upgraded after the app's history): {head[0].lower()}{head[1:]}", *parts[1:]]
+    what = {"revision": "the revision.", "env.py": "its env.py."}.get(failure.where, "the directory or its entry "
+                                                                                     "in `migrations:`.")
+    fix = f"Upgrade the app's history and then {directory} on a fresh database to reproduce, then fix {what}"
+    if failure.exception == "VersionTableMismatch":  # the probe's own check: its last line says what to do
+        fix = failure.error.strip().splitlines()[-1]
+    return Finding(check=check, rule_id="CM201", severity="error", revision=failure.revision, bind=failure.bind,
+                   file=failure.file, line=failure.line, title=f"{directory}: {title}", message="\n".join(parts),
+                   fix=fix, details={**details, "directory": directory})
 
 
 def verify_heads(ctx: Any, heads_after: dict[str, list[str]], destination: list[str] | None) -> Finding | None:

@@ -22,12 +22,15 @@ class Ignorer:
 
     ``ignore``: ``{"tables": [...], "objects": [...]}``; a table glob without a dot matches the bare
     name in any schema, ``schema.table`` globs only tables of that schema. ``count`` is how many
-    objects it left out.
+    objects it left out. ``version_tables``: the extra script directories' version tables, left out
+    of the database side without being counted, as alembic leaves out env.py's own version table
+    (``autogenerate.compare._autogen_for_tables``).
     """
 
-    def __init__(self, ignore: Mapping[str, Any]) -> None:
+    def __init__(self, ignore: Mapping[str, Any], version_tables: Any = ()) -> None:
         self.tables = [p.lower() for p in ignore.get("tables") or ()]
         self.objects = [p.lower() for p in ignore.get("objects") or ()]
+        self.version_tables = {t.lower() for t in version_tables}
         self.count = 0
 
     def table_ignored(self, name: str, schema: Optional[str]) -> bool:
@@ -38,6 +41,8 @@ class Ignorer:
         return False
 
     def __call__(self, obj: Any, name: Optional[str], type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table" and reflected and compare_to is None and (name or "").lower() in self.version_tables:
+            return False
         table = obj if type_ == "table" else getattr(obj, "table", None)
         skip = False
         if table is not None and self.table_ignored(table.name, getattr(table, "schema", None)):
@@ -120,14 +125,15 @@ def _render(ops: Any, opts: Dict[str, Any]) -> tuple:
 
 def compare(session: Any, urls: Mapping[Any, Any], engines: Mapping[Any, Any], ignore: Mapping[str, Any],
             approximate: bool) -> Dict[str, Any]:
-    """Autogenerate models vs the database behind ``engines`` (at heads).
+    """Autogenerate models vs the database behind ``engines`` (at heads; the extra script directories'
+    tables are there too, upgraded after the app's history, their version tables left out).
 
     ``ignore``: ``{"tables", "objects", "diff_kinds"}`` from the config; ``approximate``: the sandbox
     dialect reflects types loosely compared with production (SQLite vs a server), so type changes are
     marked approximate. Returns ``{"binds": [{bind, tables, upgrade_code, downgrade_code, imports,
     ignored}], "diagram": [table schemas touched + their FK targets]}``.
     """
-    ignorer = Ignorer(ignore)
+    ignorer = Ignorer(ignore, [d.version_table for d in session.project.script_dirs])
     script, opts = autogenerate(session, urls, engines, ignorer)
     dialect = engines[None].dialect
     kinds = set(ignore.get("diff_kinds") or ())

@@ -17,7 +17,8 @@ Everything here is fragile glue, kept in one room and tested against the support
 * env.py's ``fileConfig()`` is patched out per command (it disables other loggers), P4's
   DeprecationWarnings are silenced, and everything runs inside the app context (P9).
 * Revision files are executed once per run (:func:`module_loader`, :func:`script_directory`), and
-  each one's ``upgrade()``/``downgrade()`` is wrapped by :mod:`.tracker` as it is loaded.
+  each one's ``upgrade()``/``downgrade()`` is wrapped by :mod:`.tracker` as it is loaded; the same
+  holds for the extra script directories of :mod:`.script_dirs` (a ScriptDirectory each).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .errors import Stopped
+from .script_dirs import CONFIG_KEY, check_version_table, config_for
 
 # ----------------------------------------------------------------------------- URLs and drivers
 
@@ -367,16 +369,27 @@ def _both_called(first: Callable[..., Any], second: Callable[..., Any]) -> Calla
 
 
 @contextlib.contextmanager
-def configure_merged(options: Mapping[str, Any]) -> Iterator[None]:
-    """Wrap ``EnvironmentContext.configure`` so every call env.py makes gets :func:`merge_options`."""
+def configure_merged(options: Mapping[str, Any], directory: Any = None) -> Iterator[None]:
+    """Wrap ``EnvironmentContext.configure`` so every call env.py makes gets :func:`merge_options`.
+
+    ``directory``: an extra script directory (:class:`.script_dirs.ScriptDir`) being run. Through the
+    app's env.py its ``version_table`` is passed to ``configure()``; its own env.py must pass it
+    itself (the plugin's runner in production depends on that), else
+    :class:`.script_dirs.VersionTableMismatch`.
+    """
     from alembic.runtime.environment import EnvironmentContext
 
     original = EnvironmentContext.configure
-    if not options:
+    own_env = directory is not None and directory.env_py is not None
+    if directory is not None and not own_env:
+        options = {**options, "version_table": directory.version_table}
+    if not options and not own_env:
         yield
         return
 
     def configure(self: Any, *args: Any, **kw: Any) -> Any:
+        if own_env:
+            check_version_table(kw.get("version_table") or "alembic_version", directory)
         return original(self, *args, **merge_options(kw, options))
 
     EnvironmentContext.configure = configure  # type: ignore[method-assign]
@@ -390,7 +403,8 @@ def configure_merged(options: Mapping[str, Any]) -> Iterator[None]:
 def alembic_session(project: Any, urls: Optional[Mapping[Optional[str], Any]] = None,
                     engines: Optional[Mapping[Optional[str], Any]] = None, *,
                     options: Optional[Mapping[str, Any]] = None,
-                    listener: Optional[Callable[[logging.LogRecord], None]] = None) -> Iterator[Tuple[Any, Capture]]:
+                    listener: Optional[Callable[[logging.LogRecord], None]] = None,
+                    directory: Any = None) -> Iterator[Tuple[Any, Capture]]:
     """Everything needed to run one ``alembic.command`` through the project's own env.py.
 
     Yields ``(config, capture)``: a fresh Flask-Migrate ``Config`` (``Migrate.get_config``) whose output
@@ -399,6 +413,8 @@ def alembic_session(project: Any, urls: Optional[Mapping[Optional[str], Any]] = 
     afterwards); ``options`` are merged into env.py's ``context.configure()`` call;
     DeprecationWarnings are silenced; env.py's logging setup is patched out and alembic's records go to
     ``capture`` (and ``listener``); every revision file is loaded once (:func:`shared_script_directory`).
+    ``directory``: an extra script directory (:class:`.script_dirs.ScriptDir`) to run instead of the app's
+    history (:func:`.script_dirs.config_for`, :func:`configure_merged`).
     """
     from contextlib import redirect_stdout
 
@@ -413,13 +429,13 @@ def alembic_session(project: Any, urls: Optional[Mapping[Optional[str], Any]] = 
         stack.enter_context(quiet_env_logging(capture, listener))
         stack.enter_context(redirect_stdout(capture.stdout))
         stack.enter_context(shared_script_directory(project))
-        stack.enter_context(configure_merged(options or {}))
+        stack.enter_context(configure_merged(options or {}, directory))
         reload_engine_holders(project)
         if args is not None:
             args.clear()
             args.update(project.configure_args)
         try:
-            config = project.migrate.get_config(directory=str(project.migrations_dir))
+            config = config_for(project, directory)
             config.stdout = capture.stdout
             yield config, capture
         finally:
@@ -559,20 +575,27 @@ def reload_engine_holders(project: Any) -> None:
         project.engine_holders[path] = module
 
 
-def script_directory(project: Any) -> Any:
-    """The project's alembic ``ScriptDirectory`` (``ScriptDirectory.from_config``), made once per run.
+def script_directory(project: Any, directory: Any = None) -> Any:
+    """The alembic ``ScriptDirectory`` (``ScriptDirectory.from_config``) of the project's history, or of
+    an extra script directory (:class:`.script_dirs.ScriptDir`), made once per run.
 
     Its revision map is built lazily, as alembic's is, from the modules the scan kept (files not kept
     are loaded by alembic as usual). Errors of a broken history (``CommandError``, ``CycleDetected``,
-    ``KeyError``) surface where alembic raises them: when the map is first used.
+    ``KeyError``) surface where alembic raises them: when the map is first used. An extra directory
+    without env.py is the single version location of a copy of the app's ``ScriptDirectory`` (as
+    Indico's plugin migrations are run).
     """
-    if project.script is None:
+    holder = directory if directory is not None else project
+    if holder.script is None:
         from alembic.script import ScriptDirectory
         from alembic.script.revision import RevisionMap
 
         with project.app_context():
-            config = project.migrate.get_config(directory=str(project.migrations_dir))
+            config = config_for(project, directory)
         script = _original_from_config(ScriptDirectory)(config)
+        if directory is not None and directory.env_py is None:
+            script.version_locations = [str(directory.path)]
+            script.__dict__.pop("_version_locations", None)  # alembic memoizes the resolved paths
 
         def load_revisions() -> Iterator[Any]:
             with module_loader(project.revision_modules, reuse=True, on_load=Loading.on_load,
@@ -580,14 +603,14 @@ def script_directory(project: Any) -> Any:
                 yield from script._load_revisions()
 
         script.revision_map = RevisionMap(load_revisions)
-        project.script = script
-    return project.script
+        holder.script = script
+    return holder.script
 
 
-def version_locations(project: Any) -> Tuple[List[Path], bool]:
+def version_locations(project: Any, directory: Any = None) -> Tuple[List[Path], bool]:
     """The directories holding revision files and whether alembic walks them recursively
     (``version_locations`` / ``recursive_version_locations`` of alembic.ini)."""
-    script = script_directory(project)
+    script = script_directory(project, directory)
     return [Path(p) for p in script._version_locations], bool(getattr(script, "recursive_version_locations", False))
 
 
@@ -599,8 +622,9 @@ def _original_from_config(cls: Any) -> Callable[[Any], Any]:
 @contextlib.contextmanager
 def shared_script_directory(project: Any) -> Iterator[None]:
     """Inside the block, ``ScriptDirectory.from_config(config)`` — what every ``alembic.command``
-    calls first — returns :func:`script_directory` for the project's migrations directory, and env.py
-    loads go through :func:`module_loader`'s ``on_env`` hook."""
+    calls first — returns :func:`script_directory` for the project's migrations directory (or for the
+    extra directory a :func:`.script_dirs.config_for` Config is for), and env.py loads go through
+    :func:`module_loader`'s ``on_env`` hook."""
     from alembic.script import ScriptDirectory
 
     saved = ScriptDirectory.__dict__["from_config"]
@@ -609,6 +633,9 @@ def shared_script_directory(project: Any) -> Iterator[None]:
 
     def from_config(cls: Any, config: Any) -> Any:
         location = config.get_main_option("script_location")
+        directory = getattr(config, "attributes", {}).get(CONFIG_KEY)
+        if cls is ScriptDirectory and directory is not None:
+            return script_directory(project, directory)
         if location and cls is ScriptDirectory and str(Path(location).resolve()) == ours:
             return script_directory(project)
         return original(cls, config)

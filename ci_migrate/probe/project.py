@@ -15,9 +15,10 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import ProbeError
+from .script_dirs import ScriptDir, script_dir
 
 # Oldest versions the glue in .glue is tested with (distribution name → version).
 FLOORS = {"SQLAlchemy": "1.4", "Flask": "2.0", "Flask-Migrate": "2.0", "alembic": "1.6", "Flask-SQLAlchemy": "2.5"}
@@ -120,6 +121,17 @@ class Project:
     script: Any = field(default=None, repr=False)
     revision_modules: Dict[Path, Any] = field(default_factory=dict, repr=False)
     engine_holders: Dict[Path, Any] = field(default_factory=dict, repr=False)  # files keeping an engine at import
+    script_dirs: List[ScriptDir] = field(default_factory=list)  # extra histories, upgraded after the app's
+
+    @property
+    def version_table(self) -> str:
+        """The version table of the app's own history (``Migrate(version_table=...)``, else alembic's default)."""
+        return str(self.configure_args.get("version_table") or "alembic_version")
+
+    @property
+    def version_tables(self) -> List[str]:
+        """Every version table of the project: the app's own, then each extra directory's."""
+        return [self.version_table] + [d.version_table for d in self.script_dirs]
 
     @contextlib.contextmanager
     def app_context(self) -> Iterator[None]:
@@ -189,13 +201,16 @@ def resolve_import_string(app: Optional[str], root: Path) -> Optional[str]:
     return os.environ.get("FLASK_APP") or None
 
 
-def load_project(root: Path, app: Optional[str] = None, migrations: Optional[str] = None) -> Project:
+def load_project(root: Path, app: Optional[str] = None, migrations: Optional[str] = None,
+                 script_dirs: Sequence[Mapping[str, Any]] = ()) -> Project:
     """Import the app and read its Flask-Migrate setup.
 
     ``root`` (the repository root) is put on ``sys.path``; relative paths are taken from it.
-    Raises :class:`ProbeError` kind ``app_load`` when the import fails (the app's exception and the
-    last frames of its own code) or no Flask-Migrate extension is registered, kind ``usage`` when
-    the migrations directory does not exist.
+    ``script_dirs``: the extra script directories, ``{"path", "version_table"}`` each
+    (:func:`.script_dirs.script_dir`). Raises :class:`ProbeError` kind ``app_load`` when the import fails (the app's
+    exception and the last frames of its own code) or no Flask-Migrate extension is registered, or the
+    migrations directory does not exist; kind ``usage`` when an extra directory is the app's own one or
+    shares its version table.
     """
     root = root.resolve()
     if str(root) not in sys.path:
@@ -224,6 +239,7 @@ def load_project(root: Path, app: Optional[str] = None, migrations: Optional[str
                       multidb=False, command_name=getattr(state.migrate, "command", "db") or "db")
     project.bind_keys = _bind_keys(project)
     project.multidb = _is_multidb(directory)
+    project.script_dirs = [script_dir(project, entry) for entry in script_dirs]
     if len(project.bind_keys) > 1 and not project.multidb:
         project.notes.append("The app has SQLALCHEMY_BINDS but its env.py is single-database: tables on the other "
                              "binds are never migrated by `flask db upgrade`.")

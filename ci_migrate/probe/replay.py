@@ -13,19 +13,19 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import glue
+from . import glue, script_dirs
 from .recording import Recorder, hooks
 from .tracker import failure_of
 
 
 def where_in_migrations(exc: BaseException, project: Any) -> Dict[str, Any]:
-    """The innermost traceback frame in the migrations directory (env.py or a revision file):
-    ``{"file": rel, "line": n}`` or ``{}``."""
-    top = str(project.migrations_dir) + os.sep
+    """The innermost traceback frame in the migrations directory or an extra script directory (env.py
+    or a revision file): ``{"file": rel, "line": n}`` or ``{}``."""
+    tops = tuple(str(d) + os.sep for d in [project.migrations_dir, *(d.path for d in project.script_dirs)])
     found: Dict[str, Any] = {}
     for frame in traceback.extract_tb(exc.__traceback__):
         real = os.path.realpath(frame.filename)
-        if real.startswith(top):
+        if real.startswith(tops):
             found = {"file": project.relative(real), "line": frame.lineno, "code": (frame.line or "").strip() or None}
     return found
 
@@ -40,11 +40,14 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
     sandbox; then the version table is stamped. ``record``: revisions whose operations are recorded.
     ``snapshot_at``: the base branch's heads (``[]``: before any revision): the upgrade stops there
     first and every migrated database is reflected (:func:`.snapshot.snapshot`), then again at the
-    end — the schema change of the pending revisions.
-    Returns ``{"runs": [...], "failure": {...} | None, "heads_after": {bind: [...]}, "recorded":
-    {revision: Recording}, "snapshots": {"before": {bind: snapshot}, "after": {...}} (with
-    ``snapshot_at``), "duration_s": s}``; ``failure`` has ``where`` ("revision" / "env.py" /
-    "baseline"), ``revision``, ``file``, ``line``, ``statement``, ``error``, ``exception``.
+    end of the app's history — the schema change of the pending revisions.
+    Without a ``destination``, the extra script directories are upgraded to their heads after the
+    app's history, each recording its revisions in its own version table (:func:`.script_dirs.upgrade`).
+    Returns ``{"runs": [...], "failure": {...} | None, "heads_after": {bind: [...]},
+    "directories_after": {directory: [...]}, "recorded": {revision: Recording}, "snapshots": {"before":
+    {bind: snapshot}, "after": {...}} (with ``snapshot_at``), "duration_s": s}``; ``failure`` has
+    ``where`` ("revision" / "env.py" / "baseline"), ``revision``, ``file``, ``line``, ``statement``,
+    ``error``, ``exception`` (and ``directory`` when it failed in an extra directory).
     """
     from alembic import command
 
@@ -59,31 +62,34 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
     stage = "upgrade"
     snapshots: Dict[str, Any] = {}
     try:
-        with session.guard.allowing(sandbox.urls), hooks(recorder, offline=False), \
-                glue.alembic_session(project, sandbox.urls, sandbox.engines) as (config, _capture):
-            try:
-                if baseline:
-                    if baseline.get("create_all"):
-                        stage = "baseline"
-                        create_all(project, sandbox)
-                    stage = "stamp"
-                    command.stamp(config, baseline["stamp"])
-                stage = "upgrade"
-                if snapshot_at is not None:
-                    if snapshot_at:
-                        command.upgrade(config, tuple(snapshot_at))
-                    snapshots["before"] = _snapshots(session)
-                command.upgrade(config, tuple(destination) if destination else "heads")
-                if snapshot_at is not None:
-                    snapshots["after"] = _snapshots(session)
-            except Exception as exc:  # noqa: BLE001 - a failing revision is a fact
-                failure = describe_failure(exc, session, stage)
+        with session.guard.allowing(sandbox.urls), hooks(recorder, offline=False):
+            with glue.alembic_session(project, sandbox.urls, sandbox.engines) as (config, _capture):
+                try:
+                    if baseline:
+                        if baseline.get("create_all"):
+                            stage = "baseline"
+                            create_all(project, sandbox)
+                        stage = "stamp"
+                        command.stamp(config, baseline["stamp"])
+                    stage = "upgrade"
+                    if snapshot_at is not None:
+                        if snapshot_at:
+                            command.upgrade(config, tuple(snapshot_at))
+                        snapshots["before"] = _snapshots(session)
+                    command.upgrade(config, tuple(destination) if destination else "heads")
+                    if snapshot_at is not None:
+                        snapshots["after"] = _snapshots(session)
+                except Exception as exc:  # noqa: BLE001 - a failing revision is a fact
+                    failure = describe_failure(exc, session, stage)
+            if failure is None and not destination:
+                failure = script_dirs.upgrade(session, stamp=bool(baseline and baseline.get("create_all")))
     finally:
         tracker.listeners.remove(recorder.on_run)
         recorder.finish()
     heads_after = {} if failure else sandbox_heads(session)
     return {"runs": [r.as_dict() for r in tracker.runs if r.direction == "upgrade"], "failure": failure,
-            "heads_after": heads_after, "recorded": {k: v.as_dict() for k, v in recorder.recorded.items()},
+            "heads_after": heads_after, "directories_after": {} if failure else script_dirs.heads(session),
+            "recorded": {k: v.as_dict() for k, v in recorder.recorded.items()},
             "snapshots": snapshots, "duration_s": round(time.perf_counter() - started, 3)}
 
 
@@ -92,9 +98,8 @@ def _snapshots(session: Any) -> Dict[str, Any]:
     from .snapshot import snapshot
 
     project, sandbox = session.project, session.sandbox
-    version_table = project.configure_args.get("version_table") or "alembic_version"
     binds = project.bind_keys if project.multidb else [None]
-    return {key or "": snapshot(sandbox.engines[key], exclude=(version_table,)) for key in binds}
+    return {key or "": snapshot(sandbox.engines[key], exclude=tuple(project.version_tables)) for key in binds}
 
 
 def describe_failure(exc: BaseException, session: Any, stage: str) -> Dict[str, Any]:

@@ -40,10 +40,24 @@ def scan(project: Any, on_file: Any = None) -> Dict[str, Any]:
     file is executed.
 
     Returns ``{"versions_dirs": [abs paths], "recursive": bool, "revisions": [{path, revision,
-    down_revisions, branch_labels, depends_on, message, error, error_line}]}`` sorted by path.
+    down_revisions, branch_labels, depends_on, message, error, error_line}]}`` sorted by path, and
+    ``"directories"``: the same, plus ``path``, ``version_table``, ``env_py`` and ``history``
+    (:func:`history`), for each extra script directory of the project.
     """
+    found = _scan_one(project, None, on_file)
+    found["directories"] = []
+    for directory in project.script_dirs:
+        entry = _scan_one(project, directory, on_file)
+        env_py = directory.env_py
+        entry.update(path=str(directory.path), version_table=directory.version_table,
+                     env_py=project.relative(env_py) if env_py else None, history=history(project, directory))
+        found["directories"].append(entry)
+    return found
+
+
+def _scan_one(project: Any, directory: Any, on_file: Any) -> Dict[str, Any]:
     with project.app_context():
-        dirs, recursive = glue.version_locations(project)
+        dirs, recursive = glue.version_locations(project, directory)
         with glue.capture_revision_modules(project):
             found = scan_files(dirs, recursive, on_file)
     return {"versions_dirs": [str(d) for d in dirs], "recursive": recursive, "revisions": found}
@@ -107,14 +121,15 @@ def _failure(exc: BaseException, path: Path) -> Tuple[str, Optional[int]]:
     return f"{type(exc).__name__}{': ' if text else ''}{text}", lines[-1] if lines else None
 
 
-def history(project: Any) -> Dict[str, Any]:
+def history(project: Any, directory: Any = None) -> Dict[str, Any]:
     """The history as alembic reads it: ``{"revisions": [{revision, down_revisions, depends_on,
     branch_labels, message, path, children}], "heads": [...], "bases": [...]}`` base → heads
     (``ScriptDirectory.walk_revisions()``, reversed), or ``{"error": "Type: message"}`` when alembic
-    cannot load it (the host's graph check says why)."""
+    cannot load it (the host's graph check says why). ``directory``: an extra script directory's
+    history instead of the app's."""
     try:
         with project.app_context():
-            script = glue.script_directory(project)
+            script = glue.script_directory(project, directory)
             scripts = list(script.walk_revisions())
             heads = list(script.get_heads())
             bases = list(script.get_bases())

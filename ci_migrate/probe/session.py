@@ -54,7 +54,8 @@ class Session:
         check_stack(found["packages"])
         for purpose, dialect in (("sandbox", request.get("sandbox_dialect")), ("target", request.get("target_dialect"))):
             check_driver(dialect, purpose)
-        self.project = load_project(self.root, request.get("app"), request.get("migrations"))
+        self.project = load_project(self.root, request.get("app"), request.get("migrations"),
+                                    request.get("script_dirs") or ())
         glue.Loading.on_load = self.tracker.wrap
         glue.Loading.on_env = self.tracker.env_py
         self.tracker.install()
@@ -229,6 +230,7 @@ def _build_baseline(session: Session, request: Dict[str, Any]) -> Dict[str, Any]
     """``create_all()`` of this app's models on the current sandbox, then stamp it at ``stamp``."""
     from alembic import command
 
+    from . import script_dirs
     from .replay import create_all
 
     sandbox = _need_sandbox(session)
@@ -239,6 +241,10 @@ def _build_baseline(session: Session, request: Dict[str, Any]) -> Dict[str, Any]
         stamp = request.get("stamp") or []
         if stamp:
             command.stamp(config, tuple(stamp) if len(stamp) > 1 else stamp[0])
+    if request.get("create_all"):  # the extra directories' tables were made too
+        failure = script_dirs.upgrade(session, stamp=True)
+        if failure is not None:
+            raise ProbeError("usage", f"stamping {failure['directory']} at its heads failed: {failure['error']}")
     return {"tables": sorted(t for md in session.project.metadatas.values() for t in md.tables)}
 
 

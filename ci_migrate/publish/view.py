@@ -120,7 +120,8 @@ def build_view(report: Report, *, marker: str | None, cuts: Cuts = Cuts(),
     heads, drift = _heads(report), _drift(report, with_code=not cuts.code)
     explained = set().union(*(rules for name, rules in SECTION_RULES.items()
                               if {"heads": heads, "drift": drift}[name]))
-    listed = [_finding(report, f, links) for f in report.findings if f.rule_id not in explained]
+    listed = [_finding(report, f, links) for f in report.findings
+              if f.rule_id not in explained or f.details.get("directory")]  # sections explain the app's history
     for i, f in enumerate(listed):
         f["same_fix"] = bool(f["fix"]) and any(f["fix"] == g["fix"] for g in listed[:i])
     findings = Shown.cut(listed, cuts.max_findings)
@@ -214,10 +215,12 @@ def _change(report: Report, cuts: Cuts, links: Links) -> dict[str, Any] | None:
 
 
 def _fix_of(report: Report, rule_id: str) -> str | None:
-    """The exact command to run for the first finding of ``rule_id``: its ``details["command"]``,
-    else its ``fix`` (CM101's fix is the merge command itself)."""
+    """The exact command to run for the first finding of ``rule_id`` about the app's own history (not
+    an extra script directory's): its ``details["command"]``, else its ``fix`` (CM101's fix is the
+    merge command itself)."""
     return next((f.details.get("command") or f.fix for f in report.findings
-                 if f.rule_id == rule_id and (f.fix or f.details.get("command"))), None)
+                 if f.rule_id == rule_id and (f.fix or f.details.get("command")) and not f.details.get("directory")),
+                None)
 
 
 def _heads(report: Report) -> dict[str, Any] | None:

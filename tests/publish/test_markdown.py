@@ -104,6 +104,20 @@ def test_heads_and_drift_findings_are_not_repeated_in_the_findings() -> None:
     assert body.count("flask db merge -m") == 1 and "### 🔀 2 heads: merge them" in body
 
 
+def test_heads_of_an_extra_script_directory_are_listed_with_their_own_merge() -> None:
+    report = reports.two_heads()
+    plugin = Finding(check="graph", rule_id="CM101", severity="error",
+                     title="plugins/audit/migrations: 2 heads: c1, c2", message="The history has 2 heads: c1, c2.",
+                     fix='flask db merge -d plugins/audit/migrations -m "merge c1 and c2" c1 c2',
+                     details={"directory": "plugins/audit/migrations"})
+    report.checks[0].findings.insert(0, plugin)
+    body = render_comment(report)
+    heads = section(body, "### 🔀 2 heads")
+    assert '```sh\nflask db merge -m "merge a1 and b2" a1 b2\n```' in heads and "plugins/audit" not in heads
+    findings = section(body, "### Findings")
+    assert "plugins/audit/migrations: 2 heads: c1, c2" in findings and "Multiple heads" not in findings
+
+
 def test_rule_links_come_from_the_package_metadata() -> None:
     url = default_links().rule("CM504")
     from importlib.metadata import metadata
