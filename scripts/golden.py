@@ -119,8 +119,11 @@ def run_case(case: Case) -> dict[str, Any]:
 
 
 def normalize(data: Any, key: str = "") -> Any:
-    """Make a report stable across runs: timestamps, durations, sandbox database names, the
-    database driver (the sandbox URL says ``postgresql://``)."""
+    """Make a report stable across runs and machines: timestamps, durations, sandbox database
+    names, the database driver (the sandbox URL says ``postgresql://``), the app's interpreter
+    (its path and library versions are the machine's)."""
+    if key == "interpreter" and isinstance(data, dict):
+        return {**data, "path": "python", "python": "3", "packages": {}}
     if isinstance(data, dict):
         return {k: normalize(v, k) for k, v in data.items()}
     if isinstance(data, list):
