@@ -9,16 +9,16 @@ RULE_IDS: tuple[str, ...] = (
     # graph: heads, broken history, revision files
     "CM101", "CM102", "CM103", "CM104", "CM105", "CM106", "CM107",
     # replay on the sandbox
-    "CM201", "CM202", "CM203", "CM204",
+    "CM201", "CM202", "CM203", "CM204", "CM205", "CM206", "CM207",
     # drift between the models and the migrations
     "CM301", "CM302",
     # plan: pending revisions against the base branch or a target
     "CM401", "CM402", "CM403", "CM404", "CM405", "CM406",
     # lint: risky operations
     "CM501", "CM502", "CM503", "CM504", "CM505", "CM506", "CM507", "CM508", "CM509", "CM510", "CM511", "CM512",
-    "CM513", "CM514", "CM520",
+    "CM513", "CM514", "CM515", "CM520",
     # locks on PostgreSQL
-    "CM601", "CM602",
+    "CM601", "CM602", "CM603",
     # round trip (upgrade → downgrade → upgrade)
     "CM701", "CM702", "CM703",
     # apply to a target

@@ -9,7 +9,7 @@ from ci_migrate.config import CONFIG_FILENAME, ConfigError, load
 from ci_migrate.config_checks import app_problem
 
 FORMS = "write module, module:name or module:factory(literal arguments), e.g. \"blogapp:create_app('ci')\""
-KNOWN = ("    known rules: CM101-CM107, CM201-CM204, CM301-CM302, CM401-CM406, CM501-CM514, CM520, CM601-CM602, "
+KNOWN = ("    known rules: CM101-CM107, CM201-CM207, CM301-CM302, CM401-CM406, CM501-CM515, CM520, CM601-CM603, "
          "CM701-CM703, CM801-CM809, CM900 (docs/rules/)")
 
 
