@@ -238,31 +238,10 @@ class _Apply:
 
     def _dry_run(self, current: Mapping[str | None, tuple[str, ...]]) -> None:
         """The plan and the risk rules of the pending revisions, and the target's row counts."""
-        from ci_migrate.apply.rows import row_counts
-        from ci_migrate.checks.pending import Pending
-        from ci_migrate.pipeline import _run_one
+        from ci_migrate.apply.dry_run import review
 
-        pending = [p.revision for p in self.facts.pending]
-        self.ctx.pending = Pending(against=f"target:{self.name}", revisions=pending,
-                                   current=sorted(set().union(*current.values())) if current else [],
-                                   target=self.name, target_url=self.settings.target_url(self.name, self.ctx.env))
-        _run_one(self.ctx, "plan")
-        _run_one(self.ctx, "lint")
-        planned = self.report.plan
-        if planned is not None:
-            by_id = {p.revision: p for p in planned.pending}
-            for entry in self.facts.pending:
-                found = by_id.get(entry.revision)
-                if found is not None:
-                    entry.sql, entry.sql_error, entry.operations = found.sql, found.sql_error, found.operations
-        plan = self.ctx.data.get("plan")
-        touched = sorted({o.table for item in (plan.revisions if plan else []) if item.recorded
-                          for o in item.recorded.ops if o.table})
-        self.facts.table_rows = row_counts(self.target, touched)
-        self.report.notes.append("Dry run: nothing was written and no lock was taken. The SQL is alembic's offline "
-                                 "rendering (`flask db upgrade --sql`); a revision that reads the database renders "
-                                 "differently, or not at all. Row counts are the target's statistics (estimates).")
-        n = len(pending)
+        review(self.ctx, self.facts, self.target, self.name, current)
+        n = len(self.facts.pending)
         self._finish(f"dry run: {n} revision{'s' if n != 1 else ''} would be applied to {self.name} "
                      f"({_revs(self._from())} → {_revs(self.heads)})")
         self.report.checks.insert(0, self.report.checks.pop())  # the apply result first
