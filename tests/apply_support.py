@@ -130,6 +130,13 @@ def state(url: str, table: str | None = None) -> dict[str, Any]:
     return {"heads": heads, "tables": tables, "columns": columns}
 
 
+def apply_log(url: str) -> list[tuple[str, str | None]]:
+    """``(revision, outcome)`` of each row of the target's apply log, in order."""
+    with session(url) as conn:
+        rows = conn.exec_driver_sql("SELECT revision, outcome FROM ci_migrate_apply_log ORDER BY id")
+        return [tuple(r) for r in rows]
+
+
 @contextlib.contextmanager
 def session(url: str) -> Iterator[Any]:
     """A second session on the target (another client of the database)."""
@@ -225,6 +232,7 @@ def scenario_half_applied(workdir: Path) -> None:
         assert result.code == 1 and rule_ids(report) == ["CM807", "CM808"], result.text
         kept = finding(report, "CM808")["details"]["committed"]
         assert any(s.startswith("ALTER TABLE post ADD COLUMN summary") for s in kept), kept
+        assert not any("ci_migrate_apply_log" in s for s in kept), kept  # the log is not the revision's
         truth = state(url, "post")
         assert truth["heads"] == ["86a2e69763da"] and "summary" in truth["columns"]
         result, report = apply(app_dir, url, "--drift-gate", "--sandbox", MYSQL_SERVER)

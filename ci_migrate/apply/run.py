@@ -287,6 +287,9 @@ class _Apply:
         outcome = self.probe.call("upgrade", destination=destination, retries=self.config.retries,
                                   backoff=self.config.retry_backoff)
         self.facts.retries = int(outcome.get("retries") or 0)
+        if outcome.get("log_error"):
+            self.report.notes.append(f"The apply log could not be written on {self.name} ({outcome['log_error']}): if "
+                                     "a run is stopped inside a revision, the next one cannot tell which.")
         try:
             after = self._state()["heads"]
         except DatabaseError as exc:  # the server went away: report what alembic said, unverified

@@ -218,6 +218,12 @@ def _upgrade(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
                    retries=int(request.get("retries", 0)), backoff=float(request.get("backoff", 0)))
 
 
+def _apply_log(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
+    from .apply_log import read
+
+    return read(session, session.target, request.get("revisions") or [])
+
+
 def _compare_live(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
     from .target import compare_live
 
@@ -233,5 +239,5 @@ def _ancestors(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
 OPERATIONS: Dict[str, Callable[[Session, Dict[str, Any]], Dict[str, Any]]] = {
     "sandbox": _sandbox, "scan": _scan, "replay": _replay, "offline": _offline, "drift": _drift,
     "locks": _locks, "roundtrip": _roundtrip, "target": _target, "target_state": _target_state,
-    "upgrade": _upgrade, "compare_live": _compare_live, "ancestors": _ancestors,
+    "upgrade": _upgrade, "compare_live": _compare_live, "ancestors": _ancestors, "apply_log": _apply_log,
 }
