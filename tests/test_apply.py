@@ -222,6 +222,16 @@ def test_an_apply_log_it_cannot_write_is_a_note_and_the_upgrade_goes_on(kind, tm
                 admin.commit()
 
 
+def test_resume_interrupted_and_dry_run_together_are_a_usage_error(tmp_path):
+    app_dir = slow_app(tmp_path)
+    result = run_cli("apply", "--target", "production", "--dry-run", "--resume-interrupted", cwd=app_dir,
+                     env={"PROD_URL": f"sqlite:///{tmp_path / 'prod.db'}"})
+    assert result.code == 2, result.text
+    assert result.err.strip() == ("error: --resume-interrupted finishes a revision on the target, and --dry-run "
+                                  "writes nothing: use one or the other")
+    assert not (tmp_path / "prod.db").exists()
+
+
 def test_unset_url_variable_is_a_config_error(tmp_path):
     app_dir = slow_app(tmp_path)
     result = run_cli("apply", "--target", "production", cwd=app_dir)

@@ -228,32 +228,37 @@ def _autocommit(conn: Any) -> bool:
     return conn is not None and conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
 
 
-def upgrade(session: Any, target: Target, destination: Any, *, retries: int, backoff: float) -> Dict[str, Any]:
+def upgrade(session: Any, target: Target, destination: Any, *, retries: int, backoff: float,
+            resume: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
     """Upgrade the target to ``destination`` (``"heads"`` or a list of heads), retrying lock timeouts
     ``retries`` times after ``backoff`` × 2ⁿ seconds. Never raises for a failing revision.
 
     Each revision is recorded in the target's apply log (:mod:`.apply_log`) before its first
-    statement.
+    statement. ``resume`` (``[{revision, bind}]``) names half-applied revisions to finish: their
+    objects that exist are skipped (:mod:`.resume`).
 
     Returns ``{"runs": [...every revision run, all attempts...], "failure": {...} | None, "retries": n,
-    "log_error": str | None}``; ``failure`` adds ``committed`` (statements of it
+    "resumed": [...], "log_error": str | None}``; ``failure`` adds ``committed`` (statements of it
     the database kept), ``outside_transaction`` and ``lock`` (what it waited for) to the replay's
     failure data.
     """
     from .apply_log import ApplyLog
+    from .resume import Resume, hooks
 
     tracker = session.tracker
     tracker.start("apply")
     log = ApplyLog(session, target)
+    resuming = Resume(session, resume or ())
     with session.guard.allowing(target.all_urls, what="the target"):
         log.open()
     tracker.listeners.append(log.on_run)
     try:
-        outcome = _upgrade(session, target, destination, retries=retries, backoff=backoff)
+        with hooks(resuming):
+            outcome = _upgrade(session, target, destination, retries=retries, backoff=backoff)
     finally:
         tracker.listeners.remove(log.on_run)
         log.close()
-    outcome.update(log_error=log.error)
+    outcome.update(resumed=resuming.report(), log_error=log.error)
     return outcome
 
 
