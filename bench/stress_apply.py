@@ -2,24 +2,31 @@
 
     .venv/bin/python bench/stress_apply.py            # 10 rounds of every scenario
     .venv/bin/python bench/stress_apply.py -n 20 -k kill -k concurrent
+    .venv/bin/python bench/stress_apply.py -n 20 -k "kill -9"   # the interrupted-revision counts of docs/apply.md
 
 The scenarios are the ones tests/test_apply_faults.py and tests/test_apply.py run once
 (tests/apply_support.py): each makes its own ``ci_apply_<random>`` databases, runs the real CLI,
 asserts on the reports *and* on the databases (the version table and the schema: nothing lost,
 nothing applied twice), and drops the databases. Prints a Markdown table (docs/apply.md keeps
-the last result); exits 1 when any run failed.
+the last result), then what each scenario that reports an outcome saw (the ``kill -9`` ones: what
+the kill left in the database); exits 1 when any run failed.
+
+``kill -9 inside a revision`` stops the run at each of the 8 points between the 7 operations of
+tests/apps/interrupted_apply's middle revision in turn (round n: after n mod 8 operations).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import itertools
 import statistics
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -27,10 +34,21 @@ import apply_support as s  # noqa: E402
 from support import MYSQL_SERVER, PG_SERVER, ensure_server  # noqa: E402
 
 PG, MY = "postgresql", "mysql"
-SCENARIOS: list[tuple[str, str, Callable[[Path], None]]] = [
+
+
+def _kill_points() -> Iterator[int]:
+    return itertools.cycle(range(s.INTERRUPTED_OPS + 1))
+
+
+_PG_POINTS, _MY_POINTS = _kill_points(), _kill_points()
+SCENARIOS: list[tuple[str, str, Callable[[Path], object]]] = [
     ("kill mid-revision", PG, lambda d: s.scenario_kill_mid_revision(PG, d)),
     ("kill mid-revision", MY, lambda d: s.scenario_kill_mid_revision(MY, d)),
     ("kill after DDL (half-applied)", MY, s.scenario_half_applied),
+    ("kill -9 inside a revision, rerun, resume", PG,
+     lambda d: s.scenario_killed_inside_a_revision(PG, d, next(_PG_POINTS))),
+    ("kill -9 inside a revision, rerun, resume", MY,
+     lambda d: s.scenario_killed_inside_a_revision(MY, d, next(_MY_POINTS))),
     ("4 concurrent applies", PG, lambda d: s.scenario_concurrent(PG, d)),
     ("4 concurrent applies", MY, lambda d: s.scenario_concurrent(MY, d)),
     ("lock timeout, retries", PG, lambda d: s.scenario_lock_timeout(PG, d)),
@@ -58,6 +76,7 @@ def main() -> int:
                                  "/usr/sbin/mariadbd"])
     chosen = [sc for sc in SCENARIOS if not args.only or any(k in sc[0] for k in args.only)]
     rows, failed = [], 0
+    seen: dict[tuple[str, str], collections.Counter[str]] = {}
     started = time.monotonic()
     for name, kind, scenario in chosen:
         times, errors = [], []
@@ -66,7 +85,10 @@ def main() -> int:
             with tempfile.TemporaryDirectory(prefix="ci_apply_stress_") as tmp:
                 t0 = time.monotonic()
                 try:
-                    scenario(Path(tmp))
+                    said = scenario(Path(tmp))
+                    if isinstance(said, str):
+                        seen.setdefault((name, kind), collections.Counter())[said] += 1
+                        outcome = f"ok, {said}"
                 except Exception:  # noqa: BLE001 - count it, show it, go on
                     errors.append(f"{name} [{kind}] round {round_}: {traceback.format_exc()}")
                     outcome = "FAILED"
@@ -83,6 +105,9 @@ def main() -> int:
         print(f"| {name} | {server} | {ok}/{total} | {median:.1f} s | {slowest:.1f} s |")
     print(f"\n{sum(r[2] for r in rows)} of {sum(r[3] for r in rows)} runs passed in "
           f"{(time.monotonic() - started) / 60:.1f} min")
+    for (name, kind), counts in seen.items():
+        server = "PostgreSQL 15" if kind == PG else "MariaDB 10.11"
+        print(f"\n{name} [{server}]: " + ", ".join(f"{what}: {n}" for what, n in sorted(counts.items())))
     return 1 if failed else 0
 
 

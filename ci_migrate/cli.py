@@ -250,10 +250,14 @@ def plan(target: str | None, base: str | None, config: str | None, app: str | No
 @click.option("--drift-gate/--no-drift-gate", default=None,
               help="Compare the live schema with the migrations before upgrading (default: targets.<name>.drift-gate).")
 @click.option("--sandbox", metavar="URL", help="Server for the drift gate's throwaway database (the target's kind).")
+@click.option("--resume-interrupted", is_flag=True,
+              help="Finish a revision an earlier run left half-applied (CM810): skip its objects that exist, create "
+                   "the others, record it.")
 @_project_options
 @_publish_options
 def apply(target: str | None, dry_run: bool, allow_drift: bool, allow_multiple_heads: bool, drift_gate: bool | None,
-          sandbox: str | None, config: str | None, app: str | None, migrations: str | None, fail_on: str | None,
+          sandbox: str | None, resume_interrupted: bool, config: str | None, app: str | None,
+          migrations: str | None, fail_on: str | None,
           format_: str | None, output: str | None, comment: str | None, junit: str | None, sarif: str | None,
           codequality: str | None, python: str | None = None, timeout: float | None = None) -> None:
     """Upgrade a target database to head: under a lock, one revision per transaction, with a report.
@@ -271,7 +275,7 @@ def apply(target: str | None, dry_run: bool, allow_drift: bool, allow_multiple_h
         name = _target(settings)
         report = run_apply(settings, name, dry_run=dry_run, allow_drift=allow_drift,
                            allow_multiple_heads=allow_multiple_heads, drift_gate=drift_gate,
-                           say=lambda line: _err(f"ci-migrate: {line}"))
+                           resume_interrupted=resume_interrupted, say=lambda line: _err(f"ci-migrate: {line}"))
         return _publish(report, settings)
 
     _guarded(body)

@@ -291,6 +291,42 @@ class AppliedRevision(_Model):
     error: str | None = None
 
 
+class InterruptedOperation(_Model):
+    """An operation of an interrupted revision, compared with the target's schema. ``state``: ``ran``
+    (what it creates is there, what it drops is gone), ``partly``, ``not_run``, or ``unknown`` (what
+    ``op.execute``, ``alter_column``… did cannot be told from the schema); ``inferred`` when the state
+    follows from the order (an operation after it ran, or one before it did not)."""
+
+    text: str
+    kind: str
+    line: int | None = None
+    state: Literal["ran", "partly", "not_run", "unknown"]
+    inferred: bool = False
+    present: list[str] = Field(default_factory=list)  # its objects as it leaves them (created: there; dropped: gone)
+    missing: list[str] = Field(default_factory=list)  # the others
+
+
+class InterruptedRevision(_Model):
+    """A pending revision an earlier ``apply`` started on the target and did not finish (its apply log):
+    ``outcome`` None when that run ended inside it (killed), ``failed``, or ``ok`` when it finished but
+    its version was never recorded. ``error``: why its operations could not be listed. With
+    ``--resume-interrupted``: ``resumed``, and the objects ``skipped`` (there already) and ``created``."""
+
+    revision: str
+    message: str | None = None
+    bind: str | None = None
+    file: str | None = None
+    started_at: str | None = None  # ISO 8601, UTC
+    finished_at: str | None = None
+    outcome: Literal["ok", "failed"] | None = None
+    runner: str | None = None  # host/pid of that apply
+    operations: list[InterruptedOperation] = Field(default_factory=list)
+    error: str | None = None
+    resumed: bool = False
+    skipped: list[str] = Field(default_factory=list)
+    created: list[str] = Field(default_factory=list)
+
+
 class ApplyFacts(_Model):
     kind: Literal["apply"] = "apply"
     target: str
@@ -305,6 +341,7 @@ class ApplyFacts(_Model):
     pending: list[PlannedRevision] = Field(default_factory=list)  # the plan, base → head; SQL in dry runs
     retries: int = 0  # lock timeouts retried
     table_rows: dict[str, int | None] = Field(default_factory=dict)  # dry runs: rows of the touched tables (estimates)
+    interrupted: list[InterruptedRevision] = Field(default_factory=list)  # what earlier runs left unfinished
 
 
 Facts = Annotated[

@@ -23,7 +23,7 @@ RULE_IDS: tuple[str, ...] = (
     # round trip (upgrade → downgrade → upgrade)
     "CM701", "CM702", "CM703",
     # apply to a target
-    "CM801", "CM802", "CM803", "CM804", "CM805", "CM806", "CM807", "CM808", "CM809",
+    "CM801", "CM802", "CM803", "CM804", "CM805", "CM806", "CM807", "CM808", "CM809", "CM810",
     # a check that crashed
     "CM900",
 )

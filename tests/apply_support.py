@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +24,9 @@ from support import MYSQL_SERVER, PG_SERVER, Result, clean_env, copy_app, run_cl
 FLASK = str(Path(sys.executable).with_name("flask"))
 SLOW = "slow_apply"  # tests/apps/slow_apply: 1a4c867b5838 → 86a2e69763da → b7b5059fb788 → a0ec6250bfad
 SLOW_REVS = ["1a4c867b5838", "86a2e69763da", "b7b5059fb788", "a0ec6250bfad"]
+INTERRUPTED = "interrupted_apply"  # tests/apps/interrupted_apply: bcd636a358f2 → 5878fb2751bc → 6836fd6b98fe
+INTERRUPTED_REVS = ["bcd636a358f2", "5878fb2751bc", "6836fd6b98fe"]
+INTERRUPTED_OPS = 7  # operations of 5878fb2751bc, with a kill point (INTERRUPT_APPLY_AT) before and after each
 CLEAN_HEAD = "9458ded74214"
 CLEAN_APP = "blogapp:create_app('testing')"
 
@@ -130,6 +135,67 @@ def state(url: str, table: str | None = None) -> dict[str, Any]:
     return {"heads": heads, "tables": tables, "columns": columns}
 
 
+def schema(url: str) -> dict[str, Any]:
+    """The schema of the app's tables as the database reflects it (the version table and the apply
+    log left out): per table its columns (name, type, nullable), indexes, unique constraints and
+    foreign keys, names included — to compare two databases."""
+    import sqlalchemy as sa
+
+    engine = _engine(url)
+    out: dict[str, Any] = {}
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            for table in sorted(set(inspector.get_table_names()) - {"alembic_version", "ci_migrate_apply_log"}):
+                out[table] = {
+                    "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+                    "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                                      for i in inspector.get_indexes(table)),
+                    "unique": sorted((u["name"], tuple(u["column_names"]))
+                                     for u in inspector.get_unique_constraints(table)),
+                    "foreign_keys": sorted((f["name"], tuple(f["constrained_columns"]), f["referred_table"])
+                                           for f in inspector.get_foreign_keys(table))}
+    finally:
+        engine.dispose()
+    return out
+
+
+def apply_log(url: str) -> list[tuple[str, str | None]]:
+    """``(revision, outcome)`` of each row of the target's apply log, in order."""
+    with session(url) as conn:
+        rows = conn.exec_driver_sql("SELECT revision, outcome FROM ci_migrate_apply_log ORDER BY id")
+        return [tuple(r) for r in rows]
+
+
+def kill9_inside_revision(app_dir: Path, url: str, step: int, workdir: Path) -> None:
+    """Run ``ci-migrate apply`` and ``kill -9`` it — the probe running the revision and the ci-migrate
+    process — once revision 5878fb2751bc of tests/apps/interrupted_apply has run its first ``step``
+    operations (its INTERRUPT_APPLY_AT hook writes its process id to a file and sleeps there). As a
+    runner that vanishes: nothing of ci-migrate gets to clean up."""
+    marker = workdir / f"interrupt-{secrets.token_hex(4)}"
+    proc = start_apply(app_dir, url, env={"INTERRUPT_APPLY_AT": str(step), "INTERRUPT_APPLY_MARKER": str(marker)})
+    deadline = time.monotonic() + 60
+    pid = ""
+    while not pid:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"apply ended (exit {proc.returncode}) before the kill point:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("apply never reached the kill point")
+        pid = marker.read_text().strip() if marker.exists() else ""
+        time.sleep(0.05)
+    os.kill(int(pid), signal.SIGKILL)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+
+
+def interrupted_app(workdir: Path, **target: Any) -> Path:
+    app_dir = copy_app(INTERRUPTED, workdir)
+    write_config(app_dir, "app.py", **target)
+    return app_dir
+
+
 @contextlib.contextmanager
 def session(url: str) -> Iterator[Any]:
     """A second session on the target (another client of the database)."""
@@ -211,12 +277,16 @@ def scenario_kill_mid_revision(kind: str, workdir: Path) -> None:
         result, report = apply(app_dir, url)
         assert result.code == 0, result.text
         assert applied(report) == SLOW_REVS[2:]
+        (note,) = [n for n in report["notes"] if "Nothing of it is in the database" in n]  # from the apply log
+        assert "started revision b7b5059fb788" in note and "and it failed at" in note
         assert state(url, "post")["heads"] == [SLOW_REVS[-1]]
 
 
 def scenario_half_applied(workdir: Path) -> None:
     """MariaDB: killed after b7b5059fb788's ALTER TABLE. The report names the statement that stays
-    (CM808); the version table still says 86a2e69763da; the drift gate then refuses a rerun (CM805)."""
+    (CM808); the version table still says 86a2e69763da. A rerun names the half-applied revision
+    from the apply log (CM810, before the drift gate runs), and ``--resume-interrupted`` refuses to
+    finish it: it also runs an ``op.execute`` UPDATE, whose effect the schema cannot show."""
     app_dir = slow_app(workdir)
     with target_database("mysql") as url:
         proc = start_apply(app_dir, url, env={"SLOW_MIGRATION_PAUSE": "after:60"})
@@ -225,12 +295,70 @@ def scenario_half_applied(workdir: Path) -> None:
         assert result.code == 1 and rule_ids(report) == ["CM807", "CM808"], result.text
         kept = finding(report, "CM808")["details"]["committed"]
         assert any(s.startswith("ALTER TABLE post ADD COLUMN summary") for s in kept), kept
+        assert not any("ci_migrate_apply_log" in s for s in kept), kept  # the log is not the revision's
         truth = state(url, "post")
         assert truth["heads"] == ["86a2e69763da"] and "summary" in truth["columns"]
         result, report = apply(app_dir, url, "--drift-gate", "--sandbox", MYSQL_SERVER)
-        assert result.code == 1 and rule_ids(report) == ["CM805"], result.text
-        assert "drops column `post.summary`" in finding(report, "CM805")["message"]
+        assert result.code == 1 and rule_ids(report) == ["CM810"], result.text
+        named = finding(report, "CM810")
+        assert named["revision"] == "b7b5059fb788" and named["details"]["outcome"] == "failed"
+        assert [(o["state"], o["kind"]) for o in named["details"]["operations"]] == [
+            ("ran", "AddColumnOp"), ("unknown", "ExecuteSQLOp")]
+        assert "flask db stamp b7b5059fb788" in named["fix"] and not named["details"]["resumable"]
+        result, report = apply(app_dir, url, "--resume-interrupted")
+        assert result.code == 1 and rule_ids(report) == ["CM810"], result.text
+        assert finding(report, "CM810")["message"].startswith(
+            "--resume-interrupted cannot finish it: its operations include `executes SQL: UPDATE post SET summary = "
+            "substr(body, 1, 280)` (line 44), whose effect the schema cannot show")
         assert state(url, "post")["heads"] == ["86a2e69763da"]
+
+
+def scenario_killed_inside_a_revision(kind: str, workdir: Path, step: int = 3) -> str:
+    """``kill -9`` of ``apply`` after ``step`` of the 7 operations of revision 5878fb2751bc
+    (tests/apps/interrupted_apply). MariaDB keeps every DDL statement that ran: the rerun names the
+    revision, which operations ran and which did not (CM810), and changes nothing; then
+    ``--resume-interrupted`` (drift gate on) finishes it and the next revision. Where nothing of it
+    is in the database (step 0, or PostgreSQL, which rolls the revision's transaction back) the
+    rerun says so in a note and applies it. Either way the schema ends as ``flask db upgrade`` makes
+    it on a fresh database. Returns what the kill left, for the stress run's counts."""
+    app_dir = interrupted_app(workdir)
+    first, revision, last = INTERRUPTED_REVS
+    with target_database(kind) as url, target_database(kind) as fresh:
+        kill9_inside_revision(app_dir, url, step, workdir)
+        assert state(url)["heads"] == [first]
+        assert apply_log(url) == [(first, "ok"), (revision, None)]  # started, never finished
+        left = step if kind == "mysql" else 0
+        kept = schema(url)
+        assert ("profile" in kept) == bool(left), kept
+        result, report = apply(app_dir, url)
+        if left:
+            assert result.code == 1 and rule_ids(report) == ["CM810"], result.text
+            named = finding(report, "CM810")
+            assert named["revision"] == revision and named["details"]["outcome"] is None
+            states = [o["state"] for o in named["details"]["operations"]]
+            assert states == ["ran"] * left + ["not_run"] * (INTERRUPTED_OPS - left), states
+            assert f"started revision {revision} (add profiles) at " in named["message"]
+            assert "ended before it finished" in named["message"] and named["details"]["resumable"]
+            assert "--resume-interrupted" in named["fix"] and named["details"]["left"][0].startswith("table `profile`")
+            assert state(url)["heads"] == [first] and schema(url) == kept  # nothing was touched
+            result, report = apply(app_dir, url, "--resume-interrupted", "--drift-gate", "--sandbox", server_of(kind))
+            assert result.code == 0, result.text
+            (item,) = apply_facts(report)["interrupted"]
+            assert item["resumed"] and len(item["skipped"]) == left and len(item["created"]) == INTERRUPTED_OPS - left
+            (aside,) = [n for n in report["notes"] if n.startswith("Drift gate: set aside as what the revision "
+                                                                    "being finished left:")]
+            assert "drops table `profile`" in aside
+            assert "Drift gate: the live schema matches the migrations at bcd636a358f2." in report["notes"]
+        else:
+            assert result.code == 0 and "CM810" not in rule_ids(report), result.text
+            (note,) = [n for n in report["notes"] if "Nothing of it is in the database" in n]
+            assert f"started revision {revision} (add profiles)" in note
+            assert ("its transaction was rolled back" in note) == (kind == "postgresql"), note
+        assert applied(report) == [revision, last]
+        assert state(url)["heads"] == [last]
+        flask_db(app_dir, "app.py", fresh, "upgrade")
+        assert schema(url) == schema(fresh)
+    return f"left {left} of {INTERRUPTED_OPS} operations" if left else "left nothing"
 
 
 def scenario_concurrent(kind: str, workdir: Path, runners: int = 4) -> None:

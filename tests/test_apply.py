@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from apply_support import (CLEAN_APP, CLEAN_HEAD, SLOW_REVS, applied, apply, apply_facts, finding, flask_db,
+from apply_support import (CLEAN_APP, CLEAN_HEAD, SLOW_REVS, applied, apply, apply_facts, apply_log, finding, flask_db,
                            rule_ids, scenario_ahead_of_the_code, scenario_multiple_heads, scenario_unknown_revision,
                            scenario_unreachable, scenario_wrong_password, server_of, session, slow_app, state,
                            target_database, write_config)
@@ -173,6 +173,63 @@ def test_sqlite_target_with_backup_command(tmp_path):
     assert (app_dir / "backup.txt").read_text() == "base -> a0ec6250bfad\n"
     assert apply_facts(report)["lock"] == f"flock({tmp_path / 'prod.db'})"
     assert applied(report) == SLOW_REVS and state(url)["heads"] == [SLOW_REVS[-1]]
+    assert "ci_migrate_apply_log" not in state(url)["tables"]  # SQLite keeps no apply log
+
+
+@pytest.mark.parametrize("kind", ["postgresql"], indirect=True)
+def test_the_apply_log_is_not_one_of_the_apps_tables(kind, tmp_path):
+    """The log apply keeps in the target is neither drift, nor a table without a revision (CM803),
+    nor a difference for the drift gate."""
+    app_dir = slow_app(tmp_path)
+    with target_database(kind) as url:
+        result, report = apply(app_dir, url)
+        assert result.code == 0 and report["checks"][1]["status"] == "passed", result.text  # drift: models match
+        assert apply_log(url) == [(revision, "ok") for revision in SLOW_REVS]
+        flask_db(app_dir, "app.py", url, "downgrade", "base")
+        assert state(url)["tables"] == ["alembic_version", "ci_migrate_apply_log"] and state(url)["heads"] == []
+        result, report = apply(app_dir, url, "--drift-gate", "--sandbox", PG_SERVER)
+        assert result.code == 0, result.text
+        assert "Drift gate: the live schema matches the migrations at base." in report["notes"]
+        assert applied(report) == SLOW_REVS and len(apply_log(url)) == 2 * len(SLOW_REVS)
+
+
+@pytest.mark.parametrize("kind", ["postgresql"], indirect=True)
+def test_an_apply_log_it_cannot_write_is_a_note_and_the_upgrade_goes_on(kind, tmp_path):
+    """The deploying user may not write the log (made by someone else): the revisions are applied,
+    and the report says an interrupted one would not be recognised."""
+    import secrets
+
+    app_dir = slow_app(tmp_path)
+    role = f"ci_apply_{secrets.token_hex(4)}"
+    with target_database(kind) as url:
+        with session(url) as admin:
+            admin.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+            admin.exec_driver_sql(f"GRANT CREATE, USAGE ON SCHEMA public TO {role}")
+            admin.exec_driver_sql("CREATE TABLE ci_migrate_apply_log (id SERIAL PRIMARY KEY, revision VARCHAR(255) "
+                                  "NOT NULL, bind VARCHAR(255) NOT NULL, started_at TIMESTAMP NOT NULL, finished_at "
+                                  "TIMESTAMP, outcome VARCHAR(16), runner VARCHAR(255))")
+            admin.commit()
+        try:
+            result, report = apply(app_dir, url.replace("//postgres@", f"//{role}@"))
+            assert result.code == 0 and applied(report) == SLOW_REVS, result.text
+            (note,) = [n for n in report["notes"] if n.startswith("The apply log could not be written on production")]
+            assert "permission denied for table ci_migrate_apply_log" in note, note
+            assert "the next one cannot tell which" in note
+        finally:
+            with session(url) as admin:
+                admin.exec_driver_sql(f"DROP OWNED BY {role}")
+                admin.exec_driver_sql(f"DROP ROLE {role}")
+                admin.commit()
+
+
+def test_resume_interrupted_and_dry_run_together_are_a_usage_error(tmp_path):
+    app_dir = slow_app(tmp_path)
+    result = run_cli("apply", "--target", "production", "--dry-run", "--resume-interrupted", cwd=app_dir,
+                     env={"PROD_URL": f"sqlite:///{tmp_path / 'prod.db'}"})
+    assert result.code == 2, result.text
+    assert result.err.strip() == ("error: --resume-interrupted finishes a revision on the target, and --dry-run "
+                                  "writes nothing: use one or the other")
+    assert not (tmp_path / "prod.db").exists()
 
 
 def test_unset_url_variable_is_a_config_error(tmp_path):
@@ -267,7 +324,9 @@ def test_multidb_failure_rolls_back_every_bind_of_the_run(kind, tmp_path):
         assert statuses == {(None, "rolled_back"), ("audit", "failed")}, facts["applied"]
         assert finding(report, "CM807")["bind"] == "audit"
         assert facts["to_heads"] == {"": [], "audit": []}
-        assert state(url)["tables"] in ([], ["alembic_version"]) and state(audit_url)["tables"] == ["audit_log"]
+        # what stays is the apply log, written outside the run's transactions
+        assert state(url)["tables"] in (["ci_migrate_apply_log"], ["alembic_version", "ci_migrate_apply_log"])
+        assert state(audit_url)["tables"] == ["audit_log", "ci_migrate_apply_log"]
         assert any("multidb" in note and "rolls back" in note for note in report["notes"])
 
 

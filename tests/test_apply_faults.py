@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from apply_support import (scenario_concurrent, scenario_half_applied, scenario_kill_mid_revision,
-                           scenario_lock_timeout, scenario_multidb)
+                           scenario_killed_inside_a_revision, scenario_lock_timeout, scenario_multidb)
 
 KINDS = ["postgresql", "mysql"]
 
@@ -23,8 +23,20 @@ def test_killed_connection_leaves_the_previous_revision_and_a_rerun_completes(ki
 
 
 @pytest.mark.parametrize("kind", ["mysql"], indirect=True)
-def test_mariadb_half_applied_revision_is_reported_and_the_gate_refuses_a_rerun(kind, tmp_path):
+def test_mariadb_half_applied_revision_is_reported_and_named_again_by_the_rerun(kind, tmp_path):
     scenario_half_applied(tmp_path)
+
+
+@pytest.mark.parametrize("kind", KINDS, indirect=True)
+def test_kill_9_inside_a_revision_is_named_by_the_rerun_and_finished_by_resume(kind, tmp_path):
+    """MariaDB keeps the 3 operations that ran (CM810, then --resume-interrupted); PostgreSQL rolls them back."""
+    assert scenario_killed_inside_a_revision(kind, tmp_path, step=3) == (
+        "left 3 of 7 operations" if kind == "mysql" else "left nothing")
+
+
+@pytest.mark.parametrize("kind", ["mysql"], indirect=True)
+def test_kill_9_before_the_first_statement_leaves_nothing_and_the_rerun_applies_it(kind, tmp_path):
+    assert scenario_killed_inside_a_revision(kind, tmp_path, step=0) == "left nothing"
 
 
 @pytest.mark.parametrize("kind", KINDS, indirect=True)

@@ -10,7 +10,7 @@ from ci_migrate.config_checks import app_problem
 
 FORMS = "write module, module:name or module:factory(literal arguments), e.g. \"blogapp:create_app('ci')\""
 KNOWN = ("    known rules: CM101-CM107, CM201-CM207, CM301-CM303, CM401-CM406, CM501-CM516, CM520, CM601-CM603, "
-         "CM701-CM703, CM801-CM809, CM900 (docs/rules/)")
+         "CM701-CM703, CM801-CM810, CM900 (docs/rules/)")
 
 
 def load_error(tmp_path, text: str, env: dict[str, str] | None = None) -> str:

@@ -1,4 +1,4 @@
-"""The findings ``apply`` reports (rules CM801–CM809, one page each in docs/rules/).
+"""The findings ``apply`` reports (rules CM801–CM810, one page each in docs/rules/).
 
 CM802, CM803 and CM805 are judgements: their severity follows ``rules:`` in the config, and below
 ``error`` the run goes on. The others report that the deploy did not (fully) happen and are always
@@ -217,4 +217,75 @@ def unverified(target: str, error: str) -> Finding:
         "listed as applied are what alembic reported, not what the database confirms.",
         fix="Check the database's state with `flask db current` once it is reachable, then run apply again: it "
         "applies whatever is still pending.",
+    )
+
+
+_STATE_WORDS = {"ran": "ran", "partly": "partly ran", "not_run": "not run", "unknown": "unknown"}
+
+
+def _earlier(item: Any) -> str:
+    """What the earlier run did inside the revision, from its apply-log row."""
+    about = f" ({item.message})" if item.message else ""
+    started = f"started revision {item.revision}{about}" + (f" at {item.started_at}" if item.started_at else "") + (
+        f" (runner {item.runner})" if item.runner else "")
+    if item.outcome == "failed":
+        return f"{started} and it failed at {item.finished_at}"
+    if item.outcome == "ok":
+        return f"{started} and finished it at {item.finished_at}, but its version was never recorded"
+    return f"{started} and ended before it finished (killed, or its runner was lost)"
+
+
+def interrupted_note(item: Any, target: str, transactional: bool) -> str:
+    """An interrupted revision of which nothing is in the target: it runs again."""
+    if item.error:  # transactional: nothing of it stayed, whatever it was
+        return (f"An earlier apply on {target} {_earlier(item)}. Its operations could not be listed ({item.error}), "
+                "but its transaction was rolled back, so it runs again from its first statement.")
+    why = " (its transaction was rolled back)" if transactional else ""
+    return (f"An earlier apply on {target} {_earlier(item)}. Nothing of it is in the database{why}, so it runs "
+            "again from its first statement.")
+
+
+def interrupted(target: str, where: str, item: Any, before: str, why_not: str | None, asked: bool,
+                command_name: str, leftovers: list[str]) -> Finding:
+    """CM810: an earlier run left ``item`` (an InterruptedRevision) half-applied, or what it did is unknown;
+    ``leftovers``: what undoing it by hand removes."""
+    left = [o for o in item.operations if o.state in ("ran", "partly")]
+    lines = []
+    for op in item.operations:
+        at = f" (line {op.line})" if op.line else ""
+        state = _STATE_WORDS[op.state] + (" (follows from the order)" if op.inferred else "")
+        extra = ""
+        if op.state == "partly":
+            extra = f": there: {', '.join(op.present)}; missing: {', '.join(op.missing)}"
+        elif op.state == "unknown":
+            extra = ": cannot be told from the schema"
+        lines.append(f"  {state:<10} {op.text}{at}{extra}")
+    listing = "\n".join(lines) if lines else f"  (its operations could not be listed: {item.error})"
+    if left:
+        title = f"revision {item.revision} is half-applied on {target}: an earlier run did not finish it"
+        if item.outcome == "ok":
+            title = f"revision {item.revision} ran on {target}, but an earlier run never recorded its version"
+        then = ("Running it again from its first statement would fail on what already exists (\"Duplicate column "
+                "name\", \"already exists\"), so nothing was applied.")
+    else:
+        title = f"revision {item.revision} was left unfinished on {target}; what of it ran cannot be told"
+        then = ("Running it again could fail on, or repeat, what already ran, so nothing was applied.")
+    undo = f"remove what it left ({'; '.join(leftovers)})" if leftovers else "undo what of it ran"
+    if why_not is None:
+        fix = (f"Either finish it: `ci-migrate apply --target {target} --resume-interrupted` skips its objects that "
+               f"exist, creates the others and records the revision. Or {undo}, then run apply again: the whole "
+               "revision runs.")
+    else:
+        fix = (f"By hand: finish its remaining operations and record it with `flask {command_name} stamp "
+               f"{item.revision}`; or {undo}, then run apply again. --resume-interrupted cannot finish it: {why_not}.")
+    intro = f"--resume-interrupted cannot finish it: {why_not}.\n" if asked and why_not else ""
+    return Finding(
+        check="apply", rule_id="CM810", severity="error", revision=item.revision, bind=item.bind, file=item.file,
+        title=title,
+        message=f"{intro}An earlier `ci-migrate apply` on {where}{_on(item.bind)} {_earlier(item)}. The version "
+        f"table still says {before}. Its operations, compared with the database's schema:\n{listing}\n{then}",
+        fix=fix,
+        details={"started_at": item.started_at, "finished_at": item.finished_at, "outcome": item.outcome,
+                 "runner": item.runner, "resumable": why_not is None, "left": leftovers,
+                 "operations": [o.model_dump() for o in item.operations]},
     )

@@ -8,7 +8,10 @@ env.py; the host judges, holds the migration lock and writes the report.
 2. Already at head: say so, take no lock (the fast path).
 3. Take the migration lock of every migrated bind (:mod:`ci_migrate.apply.locking`), waiting up to
    ``lock-wait``; read the revision again (another deploy may have done the work meanwhile).
-4. Optional drift gate (CM805) and backup command (CM806).
+4. Name a revision an earlier run left unfinished (the target's apply log,
+   :mod:`ci_migrate.apply.interrupted`): CM810 when part of it is in the database, unless
+   ``--resume-interrupted`` is to finish it. Then the optional drift gate (CM805) and backup
+   command (CM806).
 5. Upgrade one revision per transaction with lock/statement timeouts, lock timeouts retried
    (:func:`ci_migrate.probe.target.upgrade`); CM807 for a failing revision, CM808 when it was left
    half-applied.
@@ -27,6 +30,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from ci_migrate.apply import findings as rules
+from ci_migrate.apply import interrupted
 from ci_migrate.facts import Failure, RevisionCall
 from ci_migrate.report import AppliedRevision, ApplyFacts, CheckResult, Finding, PlannedRevision, Report, SandboxInfo
 
@@ -34,23 +38,27 @@ Say = Callable[[str], None]
 
 
 def run_apply(settings: Any, target: str, *, dry_run: bool = False, allow_drift: bool = False,
-              allow_multiple_heads: bool = False, drift_gate: bool | None = None,
+              allow_multiple_heads: bool = False, drift_gate: bool | None = None, resume_interrupted: bool = False,
               env: Mapping[str, str] | None = None, say: Say | None = None) -> Report:
     """Apply the pending revisions to target ``target`` and return the Report (``command='apply'``).
 
-    ``drift_gate`` overrides ``targets.<name>.drift-gate``; ``say`` receives progress lines (lock
-    waits, retries, each revision run). Raises ``ConfigError`` (exit 2: unknown target, unset URL
-    variable), :class:`~ci_migrate.errors.UsageError` (exit 2) and ``AppLoadError``/``DatabaseError``
-    (exit 3: the app does not import, the target cannot be reached). Refusals and failures are
-    findings on the Report (exit 1).
+    ``drift_gate`` overrides ``targets.<name>.drift-gate``; ``resume_interrupted`` finishes a revision
+    an earlier run left half-applied, when its operations can be checked (docs/apply.md); ``say``
+    receives progress lines (lock waits, retries, each revision run). Raises ``ConfigError`` (exit 2:
+    unknown target, unset URL variable), :class:`~ci_migrate.errors.UsageError` (exit 2) and
+    ``AppLoadError``/``DatabaseError`` (exit 3: the app does not import, the target cannot be
+    reached). Refusals and failures are findings on the Report (exit 1).
     """
     from ci_migrate.checks import stopped
-    from ci_migrate.errors import DatabaseError
+    from ci_migrate.errors import DatabaseError, UsageError
     from ci_migrate.pipeline import Context, new_report
     from ci_migrate.probe_process import ProbeCrashed, ProbeProblem
     from ci_migrate.runtime import open_runtime
     from ci_migrate.sandbox import normalize_url
 
+    if dry_run and resume_interrupted:
+        raise UsageError("--resume-interrupted finishes a revision on the target, and --dry-run writes nothing: "
+                         "use one or the other")
     started = time.perf_counter()
     env = os.environ if env is None else env
     say = say or (lambda _line: None)
@@ -70,8 +78,8 @@ def run_apply(settings: Any, target: str, *, dry_run: bool = False, allow_drift:
         report.key = f"{report.key}:{target}"
         ctx = Context(settings=settings, runtime=rt, report=report, env=env, options={"target": target})
         try:
-            _Apply(ctx, target, say).run(dry_run=dry_run, allow_drift=allow_drift,
-                                         allow_multiple_heads=allow_multiple_heads, gate=gate)
+            _Apply(ctx, target, say, resume_interrupted).run(dry_run=dry_run, allow_drift=allow_drift,
+                                                             allow_multiple_heads=allow_multiple_heads, gate=gate)
         except DatabaseError as exc:
             raise DatabaseError(f"target {target!r}: {exc}") from None
         except ProbeCrashed as exc:
@@ -103,8 +111,8 @@ def _revs(revisions: Any) -> str:
 class _Apply:
     """One apply run; fills the report with an ``apply`` result (and the ``drift`` one after it)."""
 
-    def __init__(self, ctx: Any, name: str, say: Say):
-        self.ctx, self.name, self.say = ctx, name, say
+    def __init__(self, ctx: Any, name: str, say: Say, resume: bool = False):
+        self.ctx, self.name, self.say, self.resume = ctx, name, say, resume
         self.settings, self.report, self.probe = ctx.settings, ctx.report, ctx.probe
         self.project = ctx.project
         self.config = self.settings.targets[name]
@@ -175,18 +183,27 @@ class _Apply:
             self.facts.lock_wait_s = round(locks.waited_s, 3)
             state = self._state(tables=True)  # another deploy may have moved it while we waited
             current = state["heads"]
-            if self._refused(current, state["tables"]):
+            found = self._interrupted(current)  # under the lock: no other run is inside a revision now
+            tables = {key: [t for t in names if t not in interrupted.leftover_tables(found, key)]
+                      for key, names in state["tables"].items()}
+            if self._refused(current, tables):
                 return self._finish(f"not applied: {self.findings[0].title}")
             if self._at_head(current):
                 self.facts.to_heads = {key or "": sorted(revs) for key, revs in current.items()}
                 return self._finish(f"nothing to apply: {self.name} reached head {_revs(self.heads)} while this run "
                                     "waited for the lock (another deploy applied it)")
             self.facts.pending = self._plan(current)
-            if gate and not self._gate(current, allow_drift):
+            verdict = interrupted.judge(found, target=self.target, name=self.name, transactional=self.transactional_ddl,
+                                        resume=self.resume, current=current, command_name=self.project.command_name)
+            self.findings += verdict.findings
+            self.report.notes += verdict.notes
+            if verdict.findings:
+                return self._finish(f"not applied: {verdict.findings[0].title}")
+            if gate and not self._gate(current, allow_drift, found, verdict.resume):
                 return self._finish(f"not applied: {self.findings[-1].title}")
             if self.config.backup_command and not self._backup():
                 return self._finish(f"not applied: {self.findings[-1].title}")
-            self._upgrade()
+            self._upgrade(found, verdict.resume)
         finally:
             locks.release()
 
@@ -224,10 +241,25 @@ class _Apply:
     def _at_head(self, current: Mapping[str | None, tuple[str, ...]]) -> bool:
         return all(set(revs) == set(self.heads) for revs in current.values())
 
+    def _done(self, current: Mapping[str | None, tuple[str, ...]]) -> dict[str | None, set[str]]:
+        """The revisions each bind has applied: its heads and their ancestors."""
+        return {key: set(self.probe.call("ancestors", revisions=list(revs))["revisions"]) if revs else set()
+                for key, revs in current.items()}
+
+    def _interrupted(self, current: Mapping[str | None, tuple[str, ...]]) -> list[interrupted.Found]:
+        """Revisions an earlier run left unfinished (none when the target is at a revision this code lacks)."""
+        known = set(self.ctx.history.order)
+        if any(r not in known for revs in current.values() for r in revs):
+            return []
+        pending = {key: [r for r in self.ctx.history.order if r not in done]
+                   for key, done in self._done(current).items()}
+        found = interrupted.inspect(self.ctx, self.target.dialect, pending)
+        self.facts.interrupted = [f.item for f in found]
+        return found
+
     def _plan(self, current: Mapping[str | None, tuple[str, ...]]) -> list[PlannedRevision]:
         """Pending revisions of every bind, base → head."""
-        done = [set(self.probe.call("ancestors", revisions=list(revs))["revisions"]) if revs else set()
-                for revs in current.values()]
+        done = list(self._done(current).values())
         plan = []
         for rev in self.ctx.history.revisions:
             if any(rev.revision not in d for d in done):
@@ -238,42 +270,26 @@ class _Apply:
 
     def _dry_run(self, current: Mapping[str | None, tuple[str, ...]]) -> None:
         """The plan and the risk rules of the pending revisions, and the target's row counts."""
-        from ci_migrate.apply.rows import row_counts
-        from ci_migrate.checks.pending import Pending
-        from ci_migrate.pipeline import _run_one
+        from ci_migrate.apply.dry_run import review
 
-        pending = [p.revision for p in self.facts.pending]
-        self.ctx.pending = Pending(against=f"target:{self.name}", revisions=pending,
-                                   current=sorted(set().union(*current.values())) if current else [],
-                                   target=self.name, target_url=self.settings.target_url(self.name, self.ctx.env))
-        _run_one(self.ctx, "plan")
-        _run_one(self.ctx, "lint")
-        planned = self.report.plan
-        if planned is not None:
-            by_id = {p.revision: p for p in planned.pending}
-            for entry in self.facts.pending:
-                found = by_id.get(entry.revision)
-                if found is not None:
-                    entry.sql, entry.sql_error, entry.operations = found.sql, found.sql_error, found.operations
-        plan = self.ctx.data.get("plan")
-        touched = sorted({o.table for item in (plan.revisions if plan else []) if item.recorded
-                          for o in item.recorded.ops if o.table})
-        self.facts.table_rows = row_counts(self.target, touched)
-        self.report.notes.append("Dry run: nothing was written and no lock was taken. The SQL is alembic's offline "
-                                 "rendering (`flask db upgrade --sql`); a revision that reads the database renders "
-                                 "differently, or not at all. Row counts are the target's statistics (estimates).")
-        n = len(pending)
+        review(self.ctx, self.facts, self.target, self.name, current)
+        n = len(self.facts.pending)
         self._finish(f"dry run: {n} revision{'s' if n != 1 else ''} would be applied to {self.name} "
                      f"({_revs(self._from())} → {_revs(self.heads)})")
         self.report.checks.insert(0, self.report.checks.pop())  # the apply result first
 
-    def _gate(self, current: Mapping[str | None, tuple[str, ...]], allow_drift: bool) -> bool:
+    def _gate(self, current: Mapping[str | None, tuple[str, ...]], allow_drift: bool, found: list[interrupted.Found],
+              resume: list[dict[str, Any]]) -> bool:
         from ci_migrate.apply.gate import drift_gate
 
         self.say(f"drift gate: comparing {self.name} with a sandbox at {_revs(self._from())}")
         result = drift_gate(self.ctx, self.target, current)
         if result.sandbox:
             self.report.sandbox = SandboxInfo(dialect=self.target.dialect, url=result.sandbox)
+        aside = interrupted.set_aside(result, found, resume) if resume else []
+        if aside:
+            self.report.notes.append("Drift gate: set aside as what the revision being finished left: "
+                                     + "; ".join(aside) + ".")
         if result.clean:
             self.report.notes.append(f"Drift gate: the live schema matches the migrations at {_revs(self._from())}.")
             return True
@@ -299,15 +315,18 @@ class _Apply:
                                  "revision.")
         return True
 
-    def _upgrade(self) -> None:
+    def _upgrade(self, found: list[interrupted.Found], resume: list[dict[str, Any]]) -> None:
         from ci_migrate.errors import DatabaseError
 
         n = len(self.facts.pending)
         self.say(f"applying {n} revision{'s' if n != 1 else ''} to {self.name} ({self.target.display_url})")
         destination = list(self.heads) if len(self.heads) > 1 else "heads"
         outcome = self.probe.call("upgrade", destination=destination, retries=self.config.retries,
-                                  backoff=self.config.retry_backoff)
+                                  backoff=self.config.retry_backoff, resume=resume)
         self.facts.retries = int(outcome.get("retries") or 0)
+        if outcome.get("log_error"):
+            self.report.notes.append(f"The apply log could not be written on {self.name} ({outcome['log_error']}): if "
+                                     "a run is stopped inside a revision, the next one cannot tell which.")
         try:
             after = self._state()["heads"]
         except DatabaseError as exc:  # the server went away: report what alembic said, unverified
@@ -315,8 +334,8 @@ class _Apply:
             calls = [RevisionCall.from_data(r) for r in outcome.get("runs") or ()]
             after = {key: tuple(c.revision for c in calls if c.status == "ok")[-1:] for key in self.target.urls}
         self.facts.to_heads = {key or "": sorted(revs) for key, revs in after.items()}
-        applied_sets = {key: set(self.probe.call("ancestors", revisions=list(revs))["revisions"]) if revs else set()
-                        for key, revs in after.items()}
+        applied_sets = self._done(after)
+        self.report.notes += interrupted.resumed(found, outcome.get("resumed") or (), applied_sets, self.name)
         failure = Failure.from_data(outcome.get("failure"))
         for call in (RevisionCall.from_data(r) for r in outcome.get("runs") or ()):
             if call.status != "ok":

@@ -13,12 +13,14 @@ from fnmatch import fnmatchcase
 from typing import Any, Dict, List, Mapping, Optional
 
 from . import describe, glue
+from .apply_log import LOG_TABLE
 
 _OBJECT_TYPES = ("index", "unique_constraint", "foreign_key_constraint")
 
 
 class Ignorer:
-    """``include_object`` hook applying the config's ``ignore`` rules (case-insensitive fnmatch globs).
+    """``include_object`` hook applying the config's ``ignore`` rules (case-insensitive fnmatch globs),
+    and leaving out ``apply``'s log table (:data:`.apply_log.LOG_TABLE`, not counted).
 
     ``ignore``: ``{"tables": [...], "objects": [...]}``; a table glob without a dot matches the bare
     name in any schema, ``schema.table`` globs only tables of that schema. ``count`` is how many
@@ -44,6 +46,8 @@ class Ignorer:
         if type_ == "table" and reflected and compare_to is None and (name or "").lower() in self.version_tables:
             return False
         table = obj if type_ == "table" else getattr(obj, "table", None)
+        if table is not None and table.name == LOG_TABLE:  # apply's own log, not the app's
+            return False
         skip = False
         if table is not None and self.table_ignored(table.name, getattr(table, "schema", None)):
             skip = True

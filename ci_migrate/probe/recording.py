@@ -164,6 +164,7 @@ class Recorder:
         batch = isinstance(operations, BatchOperations)
         data = describe.operation(operation, self.dialect, line=revision_line(self.files, self._paths),
                                   batch=batch, bind=self.bind)
+        data["objects"] = _objects(operations, operation)
         self.current.ops.append(data)
         return len(self.current.ops) - 1
 
@@ -174,6 +175,16 @@ class Recorder:
                 entry.done = True
         for entry in self.recorded.values():
             _attribute_batch_statements(entry)
+
+
+def _objects(operations: Any, operation: Any) -> Optional[List[Dict[str, Any]]]:
+    """What the operation creates or drops (:func:`.objects.of_operation`); None when unknown."""
+    from .objects import of_operation
+
+    try:
+        return of_operation(operations, operation)
+    except Exception:  # noqa: BLE001 - an operation alembic itself will reject; the run reports that
+        return None
 
 
 @contextlib.contextmanager

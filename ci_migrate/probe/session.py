@@ -217,7 +217,27 @@ def _upgrade(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
     from .target import upgrade
 
     return upgrade(session, session.target, request.get("destination") or "heads",
-                   retries=int(request.get("retries", 0)), backoff=float(request.get("backoff", 0)))
+                   retries=int(request.get("retries", 0)), backoff=float(request.get("backoff", 0)),
+                   resume=request.get("resume") or None)
+
+
+def _apply_log(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
+    from .apply_log import read
+
+    return read(session, session.target, request.get("revisions") or [])
+
+
+def _target_objects(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
+    """Which of ``objects`` (``{bind: [object]}``, see :mod:`.objects`) each migrated bind has."""
+    from .objects import states
+
+    target = session.target
+    out = {}
+    with session.guard.allowing(target.urls, what="the target"):
+        for key, found in (request.get("objects") or {}).items():
+            with target.engines[_key(key)].connect() as conn:
+                out[key] = states(conn, found)
+    return {"states": out}
 
 
 def _compare_live(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
@@ -258,4 +278,5 @@ OPERATIONS: Dict[str, Callable[[Session, Dict[str, Any]], Dict[str, Any]]] = {
     "sandbox": _sandbox, "scan": _scan, "replay": _replay, "offline": _offline, "drift": _drift,
     "locks": _locks, "roundtrip": _roundtrip, "target": _target, "target_state": _target_state,
     "upgrade": _upgrade, "compare_live": _compare_live, "ancestors": _ancestors, "build_baseline": _build_baseline,
+    "apply_log": _apply_log, "target_objects": _target_objects,
 }

@@ -148,8 +148,10 @@ class Target:
             return {key or "": sorted(glue.current_heads(self.project, self.engines[key])) for key in self.urls}
 
     def tables(self) -> Dict[str, List[str]]:
-        """Tables in each migrated bind's default schema, the version table left out."""
+        """Tables in each migrated bind's default schema, the version table and the apply log left out."""
         import sqlalchemy as sa
+
+        from .apply_log import LOG_TABLE
 
         opts = glue.version_table_opts(self.project)
         version_table = opts.get("version_table", "alembic_version")
@@ -158,7 +160,7 @@ class Target:
             for key in self.urls:
                 with self.engines[key].connect() as conn:
                     names = sa.inspect(conn).get_table_names(schema=opts.get("version_table_schema"))
-                out[key or ""] = sorted(n for n in names if n != version_table)
+                out[key or ""] = sorted(n for n in names if n not in (version_table, LOG_TABLE))
         return out
 
     def where(self, key: Optional[str]) -> str:
@@ -200,13 +202,15 @@ class _Statements:
 
     def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         run = self.session.tracker.current
-        if run is None:
+        if run is None or self.session.tracker.muted:
             return
         if run.revision != self.revision:
             self.revision, self.done = run.revision, []
         self.running = (statement, _autocommit(conn))
 
     def after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if self.session.tracker.muted:  # ci-migrate's own statement (the apply log): the running one stays
+            return
         if self.session.tracker.current is not None and self.running is not None:
             self.done.append(self.running)
         self.running = None
@@ -224,18 +228,44 @@ def _autocommit(conn: Any) -> bool:
     return conn is not None and conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
 
 
-def upgrade(session: Any, target: Target, destination: Any, *, retries: int, backoff: float) -> Dict[str, Any]:
+def upgrade(session: Any, target: Target, destination: Any, *, retries: int, backoff: float,
+            resume: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
     """Upgrade the target to ``destination`` (``"heads"`` or a list of heads), retrying lock timeouts
     ``retries`` times after ``backoff`` × 2ⁿ seconds. Never raises for a failing revision.
 
-    Returns ``{"runs": [...every revision run, all attempts...], "failure": {...} | None, "retries": n}``;
-    ``failure`` adds ``committed`` (statements of it the database kept), ``outside_transaction`` and
-    ``lock`` (what it waited for) to the replay's failure data.
+    Each revision is recorded in the target's apply log (:mod:`.apply_log`) before its first
+    statement. ``resume`` (``[{revision, bind}]``) names half-applied revisions to finish: their
+    objects that exist are skipped (:mod:`.resume`).
+
+    Returns ``{"runs": [...every revision run, all attempts...], "failure": {...} | None, "retries": n,
+    "resumed": [...], "log_error": str | None}``; ``failure`` adds ``committed`` (statements of it
+    the database kept), ``outside_transaction`` and ``lock`` (what it waited for) to the replay's
+    failure data.
     """
-    from alembic import command
+    from .apply_log import ApplyLog
+    from .resume import Resume, hooks
 
     tracker = session.tracker
     tracker.start("apply")
+    log = ApplyLog(session, target)
+    resuming = Resume(session, resume or ())
+    with session.guard.allowing(target.all_urls, what="the target"):
+        log.open()
+    tracker.listeners.append(log.on_run)
+    try:
+        with hooks(resuming):
+            outcome = _upgrade(session, target, destination, retries=retries, backoff=backoff)
+    finally:
+        tracker.listeners.remove(log.on_run)
+        log.close()
+    outcome.update(resumed=resuming.report(), log_error=log.error)
+    return outcome
+
+
+def _upgrade(session: Any, target: Target, destination: Any, *, retries: int, backoff: float) -> Dict[str, Any]:
+    from alembic import command
+
+    tracker = session.tracker
     runs: List[Dict[str, Any]] = []
     attempts = 0
     while True:

@@ -10,13 +10,14 @@ file's line, the failing statement and the database's error.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 Emit = Callable[..., None]
 
@@ -71,6 +72,7 @@ class Tracker:
         self.runs: List[Run] = []
         self.current: Optional[Run] = None
         self.listeners: List[Callable[[str, Optional[Run]], None]] = []  # (event 'enter'|'leave', run)
+        self.muted = False  # inside :meth:`own_statements`
         self._installed = False
 
     def install(self) -> None:
@@ -85,8 +87,18 @@ class Tracker:
     def start(self, phase: str) -> None:
         self.phase, self.runs, self.current = phase, [], None
 
+    @contextlib.contextmanager
+    def own_statements(self) -> Iterator[None]:
+        """Statements sent in the block are ci-migrate's (the apply log, reflection), not the running
+        revision's: they are neither counted nor followed."""
+        saved, self.muted = self.muted, True
+        try:
+            yield
+        finally:
+            self.muted = saved
+
     def _on_statement(self, *args: Any) -> None:
-        if self.current is not None:
+        if self.current is not None and not self.muted:
             self.current.statements += 1
 
     def wrap(self, module: Any, path: Path) -> None:
