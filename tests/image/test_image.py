@@ -36,6 +36,8 @@ RUNNER_UID, RUNNER_GID = 1001, 127  # the runner user on GitHub-hosted Ubuntu
 TOKEN = "ghs_imagetestFAKEtoken0123456789"
 REPO = "octo-org/blog"
 PR = 7
+HEAD_SHA = "a" * 40  # the pull request's head commit, as the fake API reports it
+HOST_CA = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
 
 
 def _buildah(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
@@ -81,9 +83,15 @@ class Run:
 
 def run_in(ctr: str, image: dict, env: dict[str, str], volumes: dict[Path, str], workdir: str,
            args: tuple[str, ...] = (), timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run the image's ENTRYPOINT (+ args) in ``ctr`` as a container runtime would."""
+    """Run the image's ENTRYPOINT (+ args) in ``ctr`` as a container runtime would.
+
+    The container reaches PyPI the way this host does: the host's CA bundle is mounted and named
+    by ``SSL_CERT_FILE`` (as build-image.sh does for the build), for the app environment uv makes."""
     entrypoint = image["OCIv1"]["config"]["Entrypoint"]
     cmd = ["buildah", "run", "--isolation", "chroot", "--workingdir", workdir]
+    if HOST_CA.is_file():
+        volumes = {**volumes, HOST_CA.resolve(): "/run/host-ca.pem:ro"}
+        env = {"SSL_CERT_FILE": "/run/host-ca.pem", **env}
     for host, inside in volumes.items():
         cmd += ["-v", f"{host}:{inside}"]
     for key, value in env.items():
@@ -170,7 +178,8 @@ class FakeGitHub:
                                              "url": f"{base}/repos/{REPO}", "owner": {"login": "octo-org"}})
                 if re.fullmatch(rf"/repos/{REPO}/(issues|pulls)/\d+", path):
                     return self._reply(200, {"number": PR, "url": f"{base}{path}", "state": "open",
-                                             "comments_url": f"{base}{path}/comments"})
+                                             "comments_url": f"{base}{path}/comments",
+                                             "head": {"sha": HEAD_SHA, "ref": "feature"}})
                 return self._reply(404, {"message": "Not Found"})
 
             do_GET = do_POST = do_PATCH = do_DELETE = _handle
@@ -315,7 +324,7 @@ def test_pull_request_check_reports_drift(github, pg_server):
         run = github({"sandbox-url": pg_server, "comment": "always", "report-path": "reports/ci-migrate.json",
                       "requirements": "requirements.txt"},
                      app="tutorial_drift", api_url=f"http://127.0.0.1:{api.port}",
-                     extra_files={"requirements.txt": "Flask-SQLAlchemy>=3\nFlask-Migrate>=4\n"})
+                     extra_files={"requirements.txt": "Flask-SQLAlchemy>=3\nFlask-Migrate>=4\npsycopg[binary]\n"})
     assert run.code == 1, run.log
     assert run.outputs.get("verdict") == "failed", (run.outputs, run.log)
     assert run.outputs.get("drift") == "true"
@@ -368,7 +377,7 @@ def test_fork_pattern_check_then_post(github, pg_server):
     (first.workspace / "ci-migrate" / "pr-number").write_text(f"{PR}\n")
     (first.workspace / "requirements.txt").write_text("./not-installable\n")
     event = {"action": "completed", "repository": pull_request_event()["repository"],
-             "workflow_run": {"id": 99, "event": "pull_request", "head_sha": "a" * 40, "pull_requests": []}}
+             "workflow_run": {"id": 99, "event": "pull_request", "head_sha": HEAD_SHA, "pull_requests": []}}
     with FakeGitHub() as api:
         run = github({"command": "post", "report-path": "ci-migrate/report.json", "comment": "always",
                       "pre-command": "touch pre-command-ran"},
