@@ -77,7 +77,6 @@ def schema_changes(before: dict[str, Any], after: dict[str, Any], revisions: lis
 
 def judge(ctx: Any, data: dict[str, Any], dialect: str, destination: list[str] | None = None) -> CheckResult:
     """The replay check's result from the probe's answer."""
-    project = ctx.project
     calls = [RevisionCall.from_data(r) for r in data.get("runs") or ()]
     failure = Failure.from_data(data.get("failure"))
     facts = ReplayFacts(dialect=dialect, start=_start(ctx),

@@ -15,7 +15,7 @@ import re
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import glue
+from . import guard
 from .recording import revision_line
 from .stepwise import Walker, class_listening, revision_files
 
@@ -48,7 +48,7 @@ class Tracer:
         self.steps, self.holds, self._open = [], [], {}
         multi = len(self.walker.binds) > 1
         for bind in self.walker.binds:
-            identity = glue.url_identity(sandbox.urls[bind])
+            identity = guard.url_identity(sandbox.urls[bind])
             self._bind_of[identity] = bind
             with self.walker.session.guard.allowing(sandbox.urls), sandbox.engines[bind].connect() as conn:
                 rows = conn.exec_driver_sql(_TABLES).fetchall()
@@ -58,7 +58,7 @@ class Tracer:
             self.filenodes[identity] = {oid: node for oid, _s, _n, node in rows if oid in tables}
 
     def _identity(self, conn: Any) -> Tuple[str, ...]:
-        return glue.url_identity(conn.engine.url)
+        return guard.url_identity(conn.engine.url)
 
     def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self._current = None

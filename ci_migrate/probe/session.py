@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import glue
+from . import glue, guard
 from .errors import ProbeError, database_error
 from .project import check_driver, check_stack, load_project, stack
 from .tracker import Tracker
@@ -46,7 +46,7 @@ class Session:
         self.channel = channel
         self.root = Path(request["root"]).resolve()
         self.tracker = Tracker(channel.emit, self.root)
-        self.guard = glue.EngineGuard(self.root)
+        self.guard = guard.EngineGuard(self.root)
         self.sandbox: Optional[Sandbox] = None
         self.target: Any = None
         found = stack()

@@ -1,0 +1,147 @@
+"""The guard: every connection this process opens is checked against the allowed databases.
+
+:class:`EngineGuard` listens to SQLAlchemy's ``do_connect`` event on the ``Engine`` class (SQLAlchemy
+docs "Core Events": ``DialectEvents.do_connect``), i.e. for every engine the process makes, however
+env.py, the app or a revision makes it. A connection to a database that is not an allowed one (the
+sandbox, or the target of ``apply``) is stopped with :class:`~.errors.Stopped` before it is opened.
+Databases are compared by identity (:func:`url_identity`): dialect family, host (local names are one),
+port (default filled in) and database; SQLite by the file's real path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+
+from .errors import Stopped
+from .glue import masked, normalize_url
+
+_FAMILY = {"mariadb": "mysql"}
+_LOCAL = {"", "localhost", "127.0.0.1", "::1", "0.0.0.0"}
+_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
+def _identity(backend: str, host: Any, port: Any, database: Any) -> Tuple[str, ...]:
+    family = _FAMILY.get(backend, backend)
+    if family == "sqlite":
+        name = str(database or "")
+        if name in ("", ":memory:") or name.startswith("file::memory:"):
+            return (family, ":memory:")
+        return (family, os.path.realpath(name))
+    host_text = str(host or "")
+    if host_text.startswith("/") or host_text.lower() in _LOCAL:
+        host_text = "localhost"
+    return (family, host_text.lower(), str(port or _PORTS.get(family, "")), str(database or ""))
+
+
+def url_identity(url: Any) -> Tuple[str, ...]:
+    """Which database a URL names: ``(family, host, port, database)`` or ``("sqlite", realpath)``."""
+    parsed = normalize_url(url) if isinstance(url, str) else url
+    host = parsed.host or parsed.query.get("host")
+    return _identity(parsed.get_backend_name(), host, parsed.port, parsed.database)
+
+
+def _connect_identity(dialect: Any, cargs: Any, cparams: Mapping[str, Any]) -> Tuple[str, ...]:
+    """Which database a DBAPI ``connect(*cargs, **cparams)`` is about to open (``do_connect`` event)."""
+    name = dialect.name
+    if _FAMILY.get(name, name) == "sqlite":
+        return _identity(name, None, None, cargs[0] if cargs else cparams.get("database"))
+    database = cparams.get("dbname") or cparams.get("database") or cparams.get("db")
+    dsn = cparams.get("dsn") or (cargs[0] if cargs and isinstance(cargs[0], str) else None)
+    host, port = cparams.get("host"), cparams.get("port")
+    if dsn and "=" in dsn:  # libpq key=value string
+        parts = dict(p.split("=", 1) for p in dsn.split() if "=" in p)
+        database, host, port = parts.get("dbname", database), parts.get("host", host), parts.get("port", port)
+    return _identity(name, host, port, database)
+
+
+@dataclass
+class GuardOffence:
+    """A connection the guard stopped: the database (password masked) and where the code made it."""
+
+    database: str
+    file: Optional[str]
+    line: Optional[int]
+    code: Optional[str]
+
+
+class EngineGuard:
+    """Stops every connection of this process to a database that is not allowed.
+
+    ``allow(urls)`` sets the allowed databases (replacing the previous set); ``None`` means the guard
+    is off (while the app is imported, as ``flask db`` would run it). Installed once on the
+    ``Engine`` class (``do_connect``), so it sees engines made by env.py, the app or a revision alike.
+    ``root`` is the repository root (for the file:line of the offending call); ``offences`` keeps
+    what was stopped.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.allowed: Optional[Dict[Tuple[str, ...], str]] = None
+        self.what = "the sandbox"
+        self.offences: List[GuardOffence] = []
+        self._installed = False
+
+    def install(self) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        if not self._installed:
+            event.listen(Engine, "do_connect", self._check)
+            self._installed = True
+
+    @contextlib.contextmanager
+    def allowing(self, urls: Mapping[Any, Any], what: str = "the sandbox") -> Iterator[None]:
+        """Inside the block only the databases of ``urls`` (values: URL strings or objects) may be opened;
+        ``what`` names them in the message ("the sandbox", "the target")."""
+        saved = self.allowed, self.what
+        self.allowed = {url_identity(u): masked(normalize_url(u) if isinstance(u, str) else u)
+                        for u in urls.values() if u is not None}
+        self.what = what
+        try:
+            yield
+        finally:
+            self.allowed, self.what = saved
+
+    def _check(self, dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> None:
+        if self.allowed is None:
+            return
+        identity = _connect_identity(dialect, cargs, cparams)
+        if identity in self.allowed or identity[1:] == (":memory:",):
+            return
+        file, line, code = self._caller()
+        described = _describe_identity(dialect.name, cparams, identity)
+        offence = GuardOffence(database=described, file=file, line=line, code=code)
+        self.offences.append(offence)
+        where = f"{file}:{line}" if file else "code outside the repository"
+        raise Stopped("guard", f"{where} opened a connection to {described}, which is not {self.what}",
+                      where={"file": file, "line": line, "code": code}, database=described,
+                      allowed=sorted(self.allowed.values()), expected=self.what)
+
+    def _caller(self) -> Tuple[Optional[str], Optional[int], Optional[str]]:
+        """The innermost frame of the repository's own code (env.py, a revision, the app)."""
+        import linecache
+        import sys
+
+        frame: Any = sys._getframe(2)
+        root = str(self.root) + os.sep
+        while frame is not None:
+            name = os.path.realpath(frame.f_code.co_filename)
+            if name.startswith(root) and "site-packages" not in name and os.sep + ".venv" not in name:
+                rel = os.path.relpath(name, self.root).replace(os.sep, "/")
+                return rel, frame.f_lineno, linecache.getline(name, frame.f_lineno).strip() or None
+            frame = frame.f_back
+        return None, None, None
+
+
+def _describe_identity(dialect: str, cparams: Mapping[str, Any], identity: Tuple[str, ...]) -> str:
+    if identity[0] == "sqlite":
+        return f"sqlite:///{identity[1]}"
+    user = cparams.get("user") or cparams.get("username")
+    host = cparams.get("host") or identity[1]
+    port = cparams.get("port")
+    auth = f"{user}:***@" if user and (cparams.get("password") or cparams.get("passwd")) else (f"{user}@" if user else "")
+    return f"{dialect}://{auth}{host}{':' + str(port) if port else ''}/{identity[3]}"
