@@ -8,16 +8,16 @@
 Each case copies an app from tests/apps/ to a temporary directory (a pull request case makes it a
 git repository: branch ``main`` with the base revisions, branch ``feature`` with the others), runs
 the real CLI there (``python -m ci_migrate check --format json`` on a PostgreSQL sandbox), makes
-the JSON report stable (durations, timestamps, sandbox names) and renders the PR comment from it.
-A pull request's report carries the schema change of its revisions; when the run did not reflect
-it, it is reflected here from a throwaway PostgreSQL database upgraded to the base and then to the
-head, with the same functions (``schema_snapshot.snapshot``, ``schema_change.schema_change``).
-Review the Markdown by eye when it changes. Needs the PostgreSQL server at 127.0.0.1:5432.
+the JSON report stable (durations, timestamps, sandbox names, the interpreter) and renders the PR
+comment from it. A pull request's report carries the schema change of its revisions, as the run
+reflected it. The cases run side by side (one thread each, up to the machine's CPU count). Review
+the Markdown by eye when it changes. Needs the PostgreSQL server at 127.0.0.1:5432.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import difflib
 import json
 import os
@@ -160,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     stale = []
-    for name in args.cases or list(CASES):
-        report_json, comment = render(normalize(run_case(CASES[name])))
+    names = args.cases or list(CASES)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        reports = list(pool.map(lambda name: normalize(run_case(CASES[name])), names))
+    for name, report in zip(names, reports):
+        report_json, comment = render(report)
         for path, new in ((args.dir / f"app_{name}.json", report_json), (args.dir / f"app_{name}.md", comment)):
             old = path.read_text(encoding="utf-8") if path.exists() else ""
             if old == new:
