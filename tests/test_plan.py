@@ -177,6 +177,38 @@ def test_modifying_a_merged_revision_is_a_finding(cli, tmp_path):
         ("2579b38b2ff9", "modified"), ("d5decd537dcc", "new"), ("1c6c65a6982f", "new"), ("2a9afb34ba18", "new")]
 
 
+def test_base_reader_parses_only_files_whose_blob_differs(tmp_path):
+    """Of the base's revision files, only those whose git blob differs from the working tree's file
+    are read and parsed; the unchanged ones are taken from the scan, and the comparison is the same."""
+    from ci_migrate.checks import base_branch
+
+    repo = pr_repo(tmp_path, "clean_pr", RISKY_BASE)
+    merged = revision_file(repo, "2579b38b2ff9")  # a code change: modified
+    merged.write_text(merged.read_text().replace("sa.String(length=280)", "sa.String(length=300)"))
+    first = revision_file(repo, "6f27727a8d85")  # a message change: read, but not modified
+    first.write_text(first.read_text().replace('"""create user and post tables', '"""create the user and post tables'))
+    files = sorted((repo / "migrations" / "versions").glob("*.py"))
+    blobs = base_branch.worktree_blobs(repo, files)
+    assert blobs[files[0]] == git(repo, "hash-object", str(files[0])).strip()
+    branch = [base_branch.BranchRevision(p.name.split("_", 1)[0], (), p, None, blobs[p]) for p in files]
+    worktree = {f"migrations/versions/{b.path.name}": b for b in branch}
+    tree = base_branch.GitTree(repo, git(repo, "rev-parse", "main").strip())
+    base = tree.revisions(["migrations/versions"], False, worktree)
+    assert sorted(base) == sorted(RISKY_BASE) and tree.parsed == 2
+    comparison = base_branch.compare("main", branch, base, None)
+    assert list(comparison.modified) == ["2579b38b2ff9"]
+
+    first.write_text(git(repo, "show", f"main:migrations/versions/{first.name}"))
+    merged.write_text(git(repo, "show", f"main:migrations/versions/{merged.name}"))
+    blobs = base_branch.worktree_blobs(repo, files)
+    for b in branch:
+        b.blob = blobs[b.path]
+    again = base_branch.GitTree(repo, git(repo, "rev-parse", "main").strip())
+    base = again.revisions(["migrations/versions"], False, worktree)
+    assert again.parsed == 0 and base["2579b38b2ff9"].text is None
+    assert not base_branch.compare("main", branch, base, None).modified
+
+
 def test_deleting_a_merged_revision_is_a_finding(cli, tmp_path):
     """The branch deletes main's head revision and re-points its own revision past it."""
     repo = pr_repo(tmp_path, "clean_pr", RISKY_BASE)

@@ -1,7 +1,10 @@
 """The base branch's migration history, read from git without a checkout, compared with this branch.
 
-Revision files of the base are read with ``git ls-tree`` / ``git cat-file --batch`` and parsed
-statically with :mod:`ast` (base code is never imported). Comparing them with the revisions of the
+Revision files of the base are listed with ``git ls-tree`` (with their blob ids); only those whose
+blob differs from the working tree's file at the same path are read (``git cat-file --batch``) and
+parsed statically with :mod:`ast` (base code is never imported). A file with the same blob is the
+working tree's file, which the probe's scan already read: a pull request's cost grows with what it
+changes, not with the length of the history. Comparing them with the revisions of the
 working tree (the graph scan) tells which revisions this branch adds or modifies, whether it
 deletes merged ones (CM401), and whether merging it would leave two heads because the base moved
 on since the branch was made (CM402, alembic's "Multiple head revisions are present").
@@ -10,6 +13,7 @@ on since the branch was made (CM402, alembic's "Multiple head revisions are pres
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import hashlib
 import re
@@ -49,14 +53,19 @@ def git(repo: Path, *args: str, input: bytes | None = None, check: bool = True) 
 
 @dataclass
 class BaseRevision:
-    """A revision file as committed on a git ref: ids, message and a fingerprint of its code."""
+    """A revision file as committed on a git ref: ids, message and a fingerprint of its code.
+
+    ``text`` and ``fingerprint`` are None for a file whose blob is the working tree's (not read:
+    it is the same file); ``blob`` is its git blob id when known.
+    """
 
     revision: str
     down_revisions: tuple[str, ...]
     path: str  # relative to the repository root
-    text: str
-    fingerprint: str
+    text: str | None
+    fingerprint: str | None
     message: str | None = None
+    blob: str | None = None
 
 
 def fingerprint(text: str) -> str:
@@ -106,25 +115,53 @@ def parse_revision(text: str, path: str) -> BaseRevision | None:
 
 
 class GitTree:
-    """Revision files of one commit of the repository holding the project."""
+    """Revision files of one commit of the repository holding the project. ``parsed`` counts the
+    files read and parsed so far (the others had the working tree's blob)."""
 
     def __init__(self, repo: Path, commit: str):
         self.repo, self.commit = repo, commit
+        self.parsed = 0
 
-    def revisions(self, directories: Sequence[str], recursive: bool = False) -> dict[str, BaseRevision]:
-        """``{revision id: BaseRevision}`` for the ``.py`` files in ``directories`` (repository-relative,
-        POSIX), as alembic would find them: directly in them, or in their subdirectories too with
-        ``recursive`` (alembic.ini's ``recursive_version_locations``; ``__pycache__`` left out)."""
-        paths = []
+    def listing(self, directories: Sequence[str], recursive: bool = False) -> dict[str, str]:
+        """``{repository-relative path: blob id}`` of the ``.py`` files in ``directories``
+        (repository-relative, POSIX), as alembic would find them: directly in them, or in their
+        subdirectories too with ``recursive`` (alembic.ini's ``recursive_version_locations``;
+        ``__pycache__`` left out). From ``git ls-tree``."""
+        found: dict[str, str] = {}
         flags = ["-r"] if recursive else []
         for directory in directories:
-            out = git(self.repo, "ls-tree", "-z", *flags, "--name-only", self.commit, "--", directory.rstrip("/") + "/")
-            paths += [p for p in out.decode("utf-8", "replace").split("\0")
-                      if p and _REVISION_FILE.match(p.rsplit("/", 1)[-1]) and "__pycache__" not in p.split("/")]
+            out = git(self.repo, "ls-tree", "-z", *flags, self.commit, "--", directory.rstrip("/") + "/")
+            for entry in out.decode("utf-8", "replace").split("\0"):
+                meta, _, path = entry.partition("\t")
+                fields = meta.split()
+                if (path and len(fields) == 3 and fields[1] == "blob" and _REVISION_FILE.match(path.rsplit("/", 1)[-1])
+                        and "__pycache__" not in path.split("/")):
+                    found[path] = fields[2]
+        return found
+
+    def revisions(self, directories: Sequence[str], recursive: bool = False,
+                  worktree: dict[str, BranchRevision] | None = None) -> dict[str, BaseRevision]:
+        """``{revision id: BaseRevision}`` for the revision files of :meth:`listing`.
+
+        ``worktree`` maps repository-relative paths to the working tree's revisions (with their
+        ``blob``): a base file with the same blob is taken from there, unread; the others are read in
+        one ``git cat-file --batch`` and parsed."""
+        listing = self.listing(directories, recursive)
+        worktree = worktree or {}
         found: dict[str, BaseRevision] = {}
-        for path, text in zip(paths, self._read(paths)):
+        unread = []
+        for path, blob in listing.items():
+            mine = worktree.get(path)
+            if mine is not None and mine.blob == blob:
+                found.setdefault(mine.revision, BaseRevision(mine.revision, mine.down_revisions, path, None, None,
+                                                             mine.message, blob))
+            else:
+                unread.append(path)
+        self.parsed += len(unread)
+        for path, text in zip(unread, self._read(unread)):
             parsed = parse_revision(text, path) if text is not None else None
             if parsed is not None:
+                parsed.blob = listing[path]
                 found.setdefault(parsed.revision, parsed)
         return found
 
@@ -176,11 +213,29 @@ def open_base(root: Path, ref: str) -> tuple[Path, str, str | None]:
 
 @dataclass
 class BranchRevision:
-    """A revision of the working tree (from the graph scan)."""
+    """A revision of the working tree (from the graph scan); ``blob`` is the git blob id its file
+    would have (:func:`worktree_blobs`), None when unknown."""
 
     revision: str
     down_revisions: tuple[str, ...]
     path: Path  # absolute
+    message: str | None = None
+    blob: str | None = None
+
+
+def worktree_blobs(repo: Path, paths: Iterable[Path]) -> dict[Path, str]:
+    """``{path: blob id}`` for working-tree files inside ``repo`` (``git hash-object --stdin-paths``:
+    the id git would store, with the repository's filters); files outside it are left out."""
+    top = repo.resolve()
+    inside = []
+    for path in paths:
+        with contextlib.suppress(ValueError):
+            if "\n" not in str(path):
+                inside.append((path, Path(path).resolve().relative_to(top).as_posix()))
+    if not inside:
+        return {}
+    out = git(repo, "hash-object", "--stdin-paths", input="".join(f"{rel}\n" for _, rel in inside).encode())
+    return {path: blob for (path, _), blob in zip(inside, out.decode().split())}
 
 
 @dataclass
@@ -210,6 +265,8 @@ def compare(ref: str, branch: Iterable[BranchRevision], base: dict[str, BaseRevi
             result.new.append(rid)
             continue
         merged = (merge_base or {}).get(rid) or base[rid]
+        if merged.fingerprint is None or (rev.blob is not None and rev.blob == merged.blob):
+            continue  # the same blob as the working tree's file
         if fingerprint(_read(rev.path)) != merged.fingerprint:
             result.modified[rid] = merged
     if merge_base is not None:

@@ -91,10 +91,14 @@ def compare(ctx: Any, ref: str, repo: Path, commit: str, merge_base: str | None)
     """This branch's revisions (the probe's scan) against the base's, read from git."""
     dirs = [Path(d).resolve().relative_to(repo.resolve()).as_posix() for d in ctx.versions_dirs
             if Path(d).resolve().is_relative_to(repo.resolve())]
-    base = base_branch.GitTree(repo, commit).revisions(dirs, ctx.recursive)
-    at_fork = base_branch.GitTree(repo, merge_base).revisions(dirs, ctx.recursive) if merge_base else None
-    branch = [base_branch.BranchRevision(s.revision, tuple(s.down_revisions), s.path)
-              for s in ctx.scanned if s.revision]
+    scanned = [s for s in ctx.scanned if s.revision]
+    blobs = base_branch.worktree_blobs(repo, [s.path for s in scanned])
+    branch = [base_branch.BranchRevision(s.revision, tuple(s.down_revisions), s.path, s.message, blobs.get(s.path))
+              for s in scanned]
+    top = repo.resolve()
+    worktree = {b.path.resolve().relative_to(top).as_posix(): b for b in branch if b.blob is not None}
+    base = base_branch.GitTree(repo, commit).revisions(dirs, ctx.recursive, worktree)
+    at_fork = base_branch.GitTree(repo, merge_base).revisions(dirs, ctx.recursive, worktree) if merge_base else None
     return base_branch.compare(ref, branch, base, at_fork)
 
 
