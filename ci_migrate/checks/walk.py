@@ -29,6 +29,7 @@ class Step:
     file: str | None
     parents: tuple[str, ...]
     requires: tuple[str, ...]
+    tables: dict[str, list[str]] | None = None  # bind ('' = default) → tables it touches; None: unknown
 
     @property
     def is_merge_point(self) -> bool:
@@ -41,7 +42,7 @@ class Step:
     def request(self) -> dict[str, Any]:
         """The step as the probe takes it."""
         return {"revision": self.revision, "parents": list(self.parents), "requires": list(self.requires),
-                "path": str(self.path) if self.path else None}
+                "path": str(self.path) if self.path else None, "tables": self.tables}
 
 
 @dataclass
@@ -77,8 +78,37 @@ def plan_walk(ctx: Any, check: str) -> Walk | None:
             continue
         steps.append(Step(revision=rev_id, message=rev.message, path=rev.path,
                           file=ctx.project.relative(rev.path) if rev.path else None, parents=rev.down_revisions,
-                          requires=rev.down_revisions + rev.depends_on))
+                          requires=rev.down_revisions + rev.depends_on, tables=touched_tables(ctx.recorded.get(rev_id))))
     return Walk(scope=scope, steps=steps) if steps else None
+
+
+_HARMLESS = re.compile(r"^\s*(?:SELECT|SHOW|PRAGMA|BEGIN|COMMIT|ROLLBACK|SET|SAVEPOINT|RELEASE|START\s+TRANSACTION)\b",
+                       re.I)
+
+
+def touched_tables(recorded: Any) -> dict[str, list[str]] | None:
+    """The tables a revision's upgrade touched, per bind (``''`` = default), from what the replay
+    recorded (:class:`ci_migrate.facts.Recorded`, online): each operation's table (and a renamed
+    table's new name), and the table each statement names. None when that is not known for sure —
+    no online recording, an operation without a table, or a statement whose table cannot be read
+    (then the round trip reflects every table)."""
+    from ci_migrate.probe.recording import statement_table
+
+    if recorded is None or not recorded.online or recorded.error:
+        return None
+    found: dict[str, set[str]] = {}
+    for op in recorded.ops:
+        if op.table is None and op.kind != "ExecuteSQLOp":
+            return None
+        names = found.setdefault(op.bind or "", set())
+        names.update(n for n in (op.table, op.new_table_name) if n)
+    for statement in recorded.statements:
+        table = statement_table(statement.text)
+        if table is not None:
+            found.setdefault(statement.bind or "", set()).add(table)
+        elif not _HARMLESS.match(statement.text):
+            return None
+    return {bind: sorted(names) for bind, names in found.items()}
 
 
 def baseline_request(ctx: Any) -> dict[str, Any] | None:

@@ -1,7 +1,8 @@
 """Round trip ("stairway"): does each revision's downgrade undo its upgrade?
 
 For each step, on a throwaway database (alembic-internals.md §7): bring it to the revision's parents,
-reflect the schema (``MetaData.reflect``), ``upgrade(rev)``, downgrade just that revision —
+reflect the schema (``MetaData.reflect``; with the step's ``tables``, only the tables the revision
+touched as recorded during the replay, plus the list of table names), ``upgrade(rev)``, downgrade just that revision —
 ``downgrade("<rev>@-1")`` along its own lineage, never ``"-1"``; for a merge point
 ``downgrade(<first parent>)`` — compare the schema with the one before with alembic's own
 comparison (``alembic.autogenerate.produce_migrations`` against the reflected snapshot), and
@@ -88,8 +89,9 @@ class Stairway:
             self.walker.discard()
             return self._result(step, "skipped", failure=self._failure("parents", exc, step),
                                 detail="its parents could not be upgraded to")
+        tables = step.get("tables")
         try:
-            before = self._reflect()
+            before = self._reflect(tables)
             upgraded = self.walker.run(command.upgrade, revision)
         except Exception as exc:  # noqa: BLE001
             self.walker.discard()
@@ -112,7 +114,7 @@ class Stairway:
             return self._result(step, "irreversible", target=target,
                                 detail=f"downgrade() runs no statement while upgrade() runs {upgraded}; "
                                        "the schema stays upgraded")
-        items, code = self._differences(before)
+        items, code = self._differences(before, tables)
         texts = [leftover(i) for i in items]
         try:
             self.walker.run(command.upgrade, revision)
@@ -144,7 +146,9 @@ class Stairway:
         data["phase"] = phase
         return data
 
-    def _reflect(self) -> Dict[Any, Any]:
+    def _reflect(self, tables: Optional[Dict[str, List[str]]]) -> Dict[Any, Any]:
+        """Per bind, the tables there (one ``get_table_names``) and the schema of those the revision
+        touches (``tables``: ``{bind or "": [name]}``; None: every table), reflected."""
         import sqlalchemy as sa
 
         sandbox = self.walker.database()
@@ -153,14 +157,20 @@ class Stairway:
             for bind in self.walker.binds:
                 metadata = sa.MetaData()
                 with sandbox.engines[bind].connect() as conn:
-                    metadata.reflect(conn)
-                if self.version_table in metadata.tables:
-                    metadata.remove(metadata.tables[self.version_table])
-                snapshot[bind] = metadata
+                    names = set(sa.inspect(conn).get_table_names()) - {self.version_table}
+                    wanted = _wanted(names, tables, bind)
+                    if wanted:
+                        metadata.reflect(conn, only=sorted(wanted))
+                snapshot[bind] = (metadata, names)
         return snapshot
 
-    def _differences(self, before: Dict[Any, Any]) -> Tuple[List[Dict[str, Any]], str]:
-        """What would still have to change to get back to ``before``, in words, and as alembic ops."""
+    def _differences(self, before: Dict[Any, Any], tables: Optional[Dict[str, List[str]]]
+                     ) -> Tuple[List[Dict[str, Any]], str]:
+        """What would still have to change to get back to ``before``, in words, and as alembic ops.
+
+        With ``tables``, alembic compares only the touched tables and those that appeared since
+        (``include_name``); a table that disappeared is reported from the table names alone."""
+        import sqlalchemy as sa
         from alembic.autogenerate import produce_migrations, render_python_code
         from alembic.migration import MigrationContext
 
@@ -170,10 +180,21 @@ class Stairway:
         with self.session.guard.allowing(sandbox.urls):
             for bind in self.walker.binds:
                 engine = sandbox.engines[bind]
+                metadata, names_before = before[bind]
                 with engine.connect() as conn:
                     # compare types whatever the project sets (alembic < 1.12 and Flask-Migrate < 3 default to off)
                     opts = {**glue.version_table_opts(self.project), "compare_type": True}
-                    script = produce_migrations(MigrationContext.configure(conn, opts=opts), before[bind])
+                    if tables is not None:
+                        names_now = set(sa.inspect(conn).get_table_names()) - {self.version_table}
+                        # reflect() also brought in the tables the touched ones refer to: compared too
+                        keep = {n.lower() for n in _wanted(names_before, tables, bind) | (names_now - names_before)
+                                | {t.name for t in metadata.tables.values()}}
+                        opts["include_name"] = lambda name, type_, parents, keep=keep: (
+                            type_ != "table" or (name or "").lower() in keep)
+                        gone = sorted(n for n in names_before - names_now if n.lower() not in keep)
+                        items += [{"kind": "add_table", "table": n, "name": None, "old": None, "new": None,
+                                   "text": f"add table {n}"} for n in gone]
+                    script = produce_migrations(MigrationContext.configure(conn, opts=opts), metadata)
                 ops = script.upgrade_ops
                 if ops is None or ops.is_empty():
                     continue
@@ -181,6 +202,15 @@ class Stairway:
                 rendered = render_python_code(ops, render_as_batch=bool(self.project.configure_args.get("render_as_batch")))
                 code += [line for line in rendered.strip("\n").splitlines() if not line.strip().startswith("# ###")]
         return items, "\n".join(code)
+
+
+def _wanted(names: Any, tables: Optional[Dict[str, List[str]]], bind: Optional[str]) -> Any:
+    """The tables of ``names`` to reflect: all of them without ``tables``, else those the revision
+    touches on ``bind`` (names compared case-insensitively)."""
+    if tables is None:
+        return set(names)
+    touched = {t.lower() for t in tables.get(bind or "") or ()}
+    return {n for n in names if n.lower() in touched}
 
 
 def roundtrip(session: Any, steps: List[Dict[str, Any]], baseline: Optional[Dict[str, Any]]) -> Dict[str, Any]:
