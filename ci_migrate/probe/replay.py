@@ -32,7 +32,8 @@ def where_in_migrations(exc: BaseException, project: Any) -> Dict[str, Any]:
 
 def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baseline: Optional[Dict[str, Any]] = None,
            record: Sequence[str] = (), files: Optional[Dict[str, str]] = None,
-           snapshot_at: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+           snapshot_at: Optional[Sequence[str]] = None, checkpoint: bool = False,
+           restored: bool = False) -> Dict[str, Any]:
     """Upgrade the session's sandbox to heads (or ``destination``), optionally from a baseline.
 
     ``baseline``: ``{"create_all": bool, "stamp": revision}`` — the schema file, if any, was loaded by
@@ -40,7 +41,11 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
     sandbox; then the version table is stamped. ``record``: revisions whose operations are recorded.
     ``snapshot_at``: the base branch's heads (``[]``: before any revision): the upgrade stops there
     first and every migrated database is reflected (:func:`.snapshot.snapshot`), then again at the
-    end of the app's history — the schema change of the pending revisions.
+    end of the app's history — the schema change of the pending revisions. ``checkpoint``: once
+    there, every connection closed, the probe sends a ``checkpoint`` event (``{"name": "base",
+    "heads": [...]}``) and waits for the host's ``continue`` (the host copies the sandbox: the cached
+    base snapshot). ``restored``: the host restored the sandbox at ``snapshot_at`` from that snapshot
+    (baseline included), so the baseline and the upgrade to ``snapshot_at`` are skipped.
     Without a ``destination``, the extra script directories are upgraded to their heads after the
     app's history, each recording its revisions in its own version table (:func:`.script_dirs.upgrade`).
     Returns ``{"runs": [...], "failure": {...} | None, "heads_after": {bind: [...]},
@@ -65,7 +70,7 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
         with session.guard.allowing(sandbox.urls), hooks(recorder, offline=False):
             with glue.alembic_session(project, sandbox.urls, sandbox.engines) as (config, _capture):
                 try:
-                    if baseline:
+                    if baseline and not restored:
                         if baseline.get("create_all"):
                             stage = "baseline"
                             create_all(project, sandbox)
@@ -73,8 +78,10 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
                         command.stamp(config, baseline["stamp"])
                     stage = "upgrade"
                     if snapshot_at is not None:
-                        if snapshot_at:
+                        if snapshot_at and not restored:
                             command.upgrade(config, tuple(snapshot_at))
+                        if checkpoint:
+                            _checkpoint(session, list(snapshot_at))
                         snapshots["before"] = _snapshots(session)
                     command.upgrade(config, tuple(destination) if destination else "heads")
                     if snapshot_at is not None:
@@ -91,6 +98,17 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
             "heads_after": heads_after, "directories_after": {} if failure else script_dirs.heads(session),
             "recorded": {k: v.as_dict() for k, v in recorder.recorded.items()},
             "snapshots": snapshots, "duration_s": round(time.perf_counter() - started, 3)}
+
+
+def _checkpoint(session: Any, heads: List[str]) -> None:
+    """Tell the host the sandbox is at ``heads`` (no connection open: NullPool) and wait until it says
+    ``continue``."""
+    from .errors import ProbeError
+
+    session.channel.emit("checkpoint", name="base", heads=heads)
+    reply = session.channel.request()
+    if reply.get("op") != "continue":
+        raise ProbeError("usage", f"expected 'continue' from the host, got {reply.get('op')!r}")
 
 
 def _snapshots(session: Any) -> Dict[str, Any]:

@@ -33,6 +33,7 @@ class Sandbox:
     dialect: str
     urls: Dict[Optional[str], Any]
     engines: Dict[Optional[str], Any]
+    restored: bool = False  # the host filled it from the cached base snapshot (baseline included)
 
     def dispose(self) -> None:
         for engine in self.engines.values():
@@ -68,7 +69,7 @@ class Session:
         if missing:
             raise ProbeError("usage", f"the sandbox has no database for binds {missing}")
         return Sandbox(message.get("id"), message.get("dialect") or urls[None].get_backend_name(), urls,
-                       {k: glue.make_engine(u) for k, u in urls.items()})
+                       {k: glue.make_engine(u) for k, u in urls.items()}, bool(message.get("restored")))
 
     def new_sandbox(self) -> Sandbox:
         """A fresh sandbox from the host (``need_sandbox`` → the host's ``sandbox`` reply)."""
@@ -148,7 +149,8 @@ def _replay(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
     _need_sandbox(session)
     return replay(session, destination=request.get("destination"), baseline=request.get("baseline"),
                   record=request.get("record") or (), files=session.files() if request.get("record") else {},
-                  snapshot_at=request.get("snapshot_at"))
+                  snapshot_at=request.get("snapshot_at"), checkpoint=bool(request.get("checkpoint")),
+                  restored=bool(request.get("restored")))
 
 
 def _offline(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:

@@ -6,7 +6,9 @@ before each one the walker brings its throwaway database to the revision's paren
 ``alembic.command.upgrade``, so the step it observes runs exactly that revision
 (alembic-internals.md §7). A fresh database comes from the host (``need_sandbox``); with a
 baseline, it arrives with the baseline schema loaded (schema file) or gets ``create_all`` here,
-and is stamped at the baseline revision.
+and is stamped at the baseline revision. On a pull request the host may fill it from the base
+snapshot (``restored``: at the base's heads, baseline included); revisions already applied there
+are not upgraded to again.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Walker:
         """The walk's database, made (and baselined) when there is none."""
         if self.sandbox is None:
             self.sandbox = self.session.new_sandbox()
-            if self.baseline:
+            if self.baseline and not self.sandbox.restored:
                 with self.session.guard.allowing(self.sandbox.urls), \
                         glue.alembic_session(self.project, self.sandbox.urls, self.sandbox.engines) as (config, _c):
                     from alembic import command
@@ -72,10 +74,14 @@ class Walker:
         """Upgrade so that everything ``step`` needs (``requires``: parents and ``depends_on``) is applied."""
         from alembic import command
 
+        from .revisions import ancestors
+
         heads = self.heads()
+        applied = set(ancestors(self.project, list(heads))) if heads else set()
         for revision in step["requires"]:
-            if revision not in heads:
+            if revision not in applied:
                 self.run(command.upgrade, revision)
+                applied.update(ancestors(self.project, [revision]))
 
     def close(self) -> None:
         self.discard()
