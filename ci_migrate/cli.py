@@ -144,13 +144,15 @@ def main() -> None:
 @_project_options
 @click.option("--sandbox", metavar="URL", help="'sqlite' (default) or a server URL where throwaway databases are made.")
 @click.option("--keep-sandbox", is_flag=True, default=None, help="Keep the throwaway database(s) and print the URL.")
+@click.option("--cache-dir", metavar="DIR", help="Where cached base snapshots are kept (default: "
+              "$XDG_CACHE_HOME/ci-migrate or ~/.cache/ci-migrate; 'off': no cache).")
 @click.option("--only", metavar="CHECKS", help="Comma-separated checks to run (graph,replay,drift).")
 @click.option("--base", metavar="REF", help="Git ref of the base branch (default: origin/$GITHUB_BASE_REF or "
               "origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME): plan and lint the revisions this branch adds.")
 @_publish_options
 def check(config: str | None, app: str | None, migrations: str | None, sandbox: str | None, fail_on: str | None,
           keep_sandbox: bool | None, format_: str | None, output: str | None, only: str | None,
-          base: str | None = None, comment: str | None = None, junit: str | None = None, sarif: str | None = None,
+          cache_dir: str | None = None, base: str | None = None, comment: str | None = None, junit: str | None = None, sarif: str | None = None,
           codequality: str | None = None, python: str | None = None, timeout: float | None = None) -> None:
     """Check the migrations: heads and broken history, replay on a sandbox, drift from the models."""
 
@@ -161,7 +163,8 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
         from ci_migrate.urls import check_target_urls
 
         settings = _settings(config, app=app, migrations=migrations, sandbox=sandbox, fail_on=fail_on,
-                             keep_sandbox=keep_sandbox, format=format_, output=output, base=base, comment=comment,
+                             keep_sandbox=keep_sandbox, cache_dir=cache_dir, format=format_, output=output,
+                             base=base, comment=comment,
                              junit=junit, sarif=sarif, codequality=codequality, python=python, timeout=timeout)
         _mask_secrets(settings)
         check_target_urls(settings, os.environ)  # the targets' dialects are compared with the sandbox's

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import (AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
+from ci_migrate.cache import location as cache_location
 from ci_migrate.config_errors import (FLAG, ConfigError, Sources, allowed_keys, custom, did_you_mean, explain,
                                       one_of, show, type_at)
 from ci_migrate.config_checks import app_problem, rule_problem
@@ -262,6 +263,7 @@ class _Keys(_Model):
     extensions: list[ExtensionName] = []
     fail_on: Literal["error", "warning"] = "error"
     keep_sandbox: bool = False
+    cache_dir: Annotated[str | None, BeforeValidator(cache_location.normalize)] = None  # None: the user cache dir
     format: Literal["console", "json"] = "console"
     output: str | None = None
     target: str | None = None
@@ -280,6 +282,14 @@ class _Keys(_Model):
                                       "(<rule id>.md), e.g. https://github.com/me/ci-migrate/blob/main/docs/rules/ "
                                       f"(got {show(value)})")
         return value.strip() if value is not None else None
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _cache_dir(cls, value: str | None, info: ValidationInfo) -> str | None:
+        problem = cache_location.problem(value, (info.context or {}).get("root")) if value is not None else None
+        if problem is not None:
+            raise custom("cache_dir", problem)
+        return value
 
     @field_validator("checks")
     @classmethod

@@ -327,6 +327,7 @@ def run_check(
         holder["ctx"] = ctx
         ctx.production_dialect, ctx.production_source = production_dialect(settings, runtime.project, env)
         with contextlib.ExitStack() as stack:
+            stack.callback(_close_base_snapshot, ctx)
             _run_checks(ctx, names, needs_db, stack)
         if runtime.sandboxes is not None and runtime._main is not None:
             main = runtime._main
@@ -334,6 +335,14 @@ def run_check(
         report.notes += runtime.notices
     report.duration_s = round(time.perf_counter() - started, 3)
     return report
+
+
+def _close_base_snapshot(ctx: Context) -> None:
+    """Save the base snapshot the replay built (:mod:`ci_migrate.cache.base`); its notes join the report's."""
+    snapshot = ctx.data.get("base_snapshot")
+    if snapshot is not None:
+        snapshot.close()
+        ctx.report.notes += snapshot.notes
 
 
 def _run_checks(ctx: Context, names: list[str], needs_db: list[str], stack: contextlib.ExitStack) -> None:

@@ -111,7 +111,8 @@ class ProbeProcess:
     :meth:`receive` to overlap the host's own work), then :meth:`close`.
 
     ``on_event(event)`` sees every event (progress for the console); ``sandbox_for(binds)`` answers
-    the probe's ``need_sandbox`` with ``{"id", "dialect", "urls"}``; ``drop_sandbox(id)`` releases one.
+    the probe's ``need_sandbox`` with ``{"id", "dialect", "urls"}``; ``drop_sandbox(id)`` releases one;
+    ``checkpoint(event)`` runs while the probe waits at a ``checkpoint`` (the base snapshot is taken).
     ``deadline`` is a ``time.monotonic()`` value (None: no limit).
     """
 
@@ -122,6 +123,7 @@ class ProbeProcess:
     on_event: Callable[[dict[str, Any]], None] | None = None
     sandbox_for: Callable[[list[str]], dict[str, Any]] | None = None
     drop_sandbox: Callable[[Any], None] | None = None
+    checkpoint: Callable[[dict[str, Any]], None] | None = None
     running: Running = field(default_factory=Running)
     stack: dict[str, Any] = field(default_factory=dict)
     _proc: Any = None
@@ -188,6 +190,10 @@ class ProbeProcess:
             elif kind == "drop_sandbox":
                 if self.drop_sandbox is not None:
                     self.drop_sandbox(event.get("id"))
+            elif kind == "checkpoint":  # the probe waits: the host copies the sandbox, then says continue
+                if self.checkpoint is not None:
+                    self.checkpoint(event)
+                self._write({"op": "continue"})
             elif kind == "done":
                 self._pending = None
                 return dict(event.get("data") or {})

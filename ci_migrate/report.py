@@ -128,10 +128,28 @@ class DirectoryHeads(_Model):
     heads: list[str] = Field(default_factory=list)
 
 
+class ReplayCache(_Model):
+    """What the cached base snapshot did for a pull-request replay (ci_migrate.cache).
+
+    ``state``: ``restored`` (the base came from the cache: ``revisions`` of it were not replayed),
+    ``built`` (a full replay; the snapshot was kept for the next run), ``unsaved`` (kept for this
+    run's walks only), ``full`` (a full replay; ``reason`` says why); ``how``: ``template``
+    (PostgreSQL template database), ``dump`` (SQL dump) or ``copy`` (SQLite files); ``key``: the
+    sha256 of what shapes the snapshot.
+    """
+
+    state: Literal["restored", "built", "unsaved", "full"]
+    key: str | None = None
+    how: str | None = None
+    reason: str | None = None
+    revisions: int = 0
+
+
 class ReplayFacts(_Model):
     kind: Literal["replay"] = "replay"
     dialect: str
     start: str = "base"  # 'base' or the baseline revision
+    cache: ReplayCache | None = None  # a pull request's base snapshot, when one applies
     revisions: list[RevisionRun] = Field(default_factory=list)  # the app's history, then each extra directory's
     heads_after: dict[str, list[str]] = Field(default_factory=dict)  # bind ('' = default) → heads
     directories: list[DirectoryHeads] = Field(default_factory=list)  # extra script directories, after the replay

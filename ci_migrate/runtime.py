@@ -37,6 +37,10 @@ class Runtime:
     base_models: Any = None  # BaseModels: build every sandbox from the base branch's models
     _first: Any = None  # Future of the first sandbox
     _main: Sandbox | None = None
+    # ci_migrate.cache.base: fills the main sandbox from the base snapshot (True when it did), and
+    # makes the walks' sandboxes from it (None: none)
+    restore_main: Callable[[Sandbox], bool] | None = None
+    walk_sandbox: Callable[[list[str | None]], Sandbox | None] | None = None
 
     def sandbox(self) -> Sandbox:
         """The run's main sandbox (one database per bind of the app), made once and sent to the probe."""
@@ -46,14 +50,21 @@ class Runtime:
             self._first = None
             if first is None:
                 first = self.sandboxes.create(self.project.bind_keys)
-            self._main = self.prepared(self.sandboxes.extend(first, self.project.bind_keys))
+            main = self.sandboxes.extend(first, self.project.bind_keys)
+            if self.restore_main is not None and self.restore_main(main):
+                main.restored = True
+            else:
+                main = self.prepared(main)
+            self._main = main
             self.probe.call("sandbox", **self._main.message())
         return self._main
 
     def fresh_sandbox(self, binds: list[str]) -> dict[str, Any]:
         """A new sandbox for the probe's ``need_sandbox`` (the round trip, the lock trace)."""
         assert self.sandboxes is not None
-        return self.prepared(self.sandboxes.create([b or None for b in binds])).message()
+        keys = [b or None for b in binds]
+        restored = self.walk_sandbox(keys) if self.walk_sandbox is not None else None
+        return (restored or self.prepared(self.sandboxes.create(keys))).message()
 
     def prepared(self, sandbox: Sandbox) -> Sandbox:
         """What every sandbox gets before the probe sees it: the config's ``extensions``

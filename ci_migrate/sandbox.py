@@ -133,6 +133,16 @@ def _admin_engine(server_url: Any) -> Any:
     return sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
 
+def admin_engine(server_url: Any) -> Any:
+    """An AUTOCOMMIT engine on the server's maintenance database (``postgres``; none on MySQL)."""
+    return _admin_engine(server_url)
+
+
+def quote_name(backend: str, name: str) -> str:
+    """A database name quoted for ``backend`` (backticks on MySQL/MariaDB, double quotes elsewhere)."""
+    return _quote(backend, name)
+
+
 def _quote(backend: str, name: str) -> str:
     return f"`{name}`" if backend in ("mysql", "mariadb") else f'"{name}"'
 
@@ -159,6 +169,7 @@ class Sandbox:
     kept: bool = False
     names: list[str] = field(default_factory=list)  # server databases made
     tmpdir: str | None = None  # SQLite: the directory holding its files
+    restored: bool = False  # filled from the cached base snapshot (ci_migrate.cache)
 
     @property
     def display_url(self) -> str:
@@ -166,8 +177,9 @@ class Sandbox:
         return mask_url(self.urls[None])
 
     def message(self) -> dict[str, Any]:
-        """What the probe gets: ``{"id", "dialect", "urls": {bind or "": url text}}``."""
-        return {"id": self.id, "dialect": self.dialect, "urls": {k or "": url_text(u) for k, u in self.urls.items()}}
+        """What the probe gets: ``{"id", "dialect", "urls": {bind or "": url text}, "restored"}``."""
+        return {"id": self.id, "dialect": self.dialect, "urls": {k or "": url_text(u) for k, u in self.urls.items()},
+                "restored": self.restored}
 
 
 class Sandboxes:
@@ -192,8 +204,10 @@ class Sandboxes:
                         "The sandbox must be a server where throwaway databases can be created and dropped; "
                         "give it without a database name (e.g. postgresql://user@host/).")
 
-    def create(self, bind_keys: Iterable[str | None]) -> Sandbox:
-        """A new sandbox with one database per bind key. Raises :class:`DatabaseError` (exit 3)."""
+    def create(self, bind_keys: Iterable[str | None], templates: Mapping[str | None, str] | None = None) -> Sandbox:
+        """A new sandbox with one database per bind key; on a PostgreSQL server, ``templates`` (bind →
+        database) makes each one a copy of that database (``CREATE DATABASE … TEMPLATE``). Raises
+        :class:`DatabaseError` (exit 3)."""
         keys = list(dict.fromkeys(bind_keys)) or [None]
         base = new_name(self.prefix)
         with self._lock:
@@ -211,7 +225,7 @@ class Sandboxes:
             sandbox = Sandbox(number, self.dialect, {}, kept=self.keep)
             with self._lock:
                 self.open[number] = sandbox
-            self._create_server_databases(sandbox, names)
+            self._create_server_databases(sandbox, names, templates)
         with self._lock:
             self.open[number] = sandbox
         return sandbox
@@ -232,7 +246,8 @@ class Sandboxes:
                                                 for key in missing})
         return sandbox
 
-    def _create_server_databases(self, sandbox: Sandbox, names: dict[str | None, str]) -> None:
+    def _create_server_databases(self, sandbox: Sandbox, names: dict[str | None, str],
+                                 templates: Mapping[str | None, str] | None = None) -> None:
         import sqlalchemy as sa
 
         backend = self.server.get_backend_name()
@@ -240,7 +255,9 @@ class Sandboxes:
         try:
             with engine.connect() as conn:
                 for key, name in names.items():
-                    conn.exec_driver_sql(f"CREATE DATABASE {_quote(backend, name)}")
+                    template = (templates or {}).get(key)
+                    suffix = f" TEMPLATE {_quote(backend, template)}" if template else ""
+                    conn.exec_driver_sql(f"CREATE DATABASE {_quote(backend, name)}{suffix}")
                     sandbox.names.append(name)  # recorded at once: dropped even if the next one fails
                     sandbox.urls[key] = self.server.set(database=name)
         except sa.exc.OperationalError as exc:

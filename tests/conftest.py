@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from support import MYSQL_SERVER, PG_SERVER, copy_app, ensure_server, left_behind, run_cli, sandbox_databases
+from support import (CACHE_ROOT, MYSQL_SERVER, PG_SERVER, copy_app, drop_base_templates, ensure_server, left_behind,
+                     reachable, run_cli, sandbox_databases)
 
 
 #: Fixtures that start a database server, and the marker a test using them must carry.
@@ -30,6 +31,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                    if name in KIND_FIXTURES and value in _KIND_MARKS}
         for mark in sorted(wanted):
             item.add_marker(mark)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove what this run's CLI runs kept in their base-snapshot caches: the cache directories and,
+    on the PostgreSQL server, the template databases named with this run's prefix."""
+    import shutil
+
+    shutil.rmtree(CACHE_ROOT, ignore_errors=True)
+    if reachable(PG_SERVER):
+        drop_base_templates(PG_SERVER)
 
 
 def _require_mark(request: pytest.FixtureRequest, mark: str) -> None:

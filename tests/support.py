@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +51,14 @@ def ensure_server(url: str, start: list[str]) -> None:
 
 def sandbox_databases(server: str) -> list[str]:
     """Names of this test run's sandbox databases (``SANDBOX_PREFIX``) on a server."""
+    like = SANDBOX_PREFIX.replace("_", "\\_") + "\\_%%"
+    base = (SANDBOX_PREFIX + "_base_").replace("_", "\\_") + "%%"  # cached base snapshots, not sandboxes
+    return [n for n in _names(server, like) if n not in set(_names(server, base))]
+
+
+def _names(server: str, like: str) -> list[str]:
     import sqlalchemy as sa
 
-    like = SANDBOX_PREFIX.replace("_", "\\_") + "\\_%%"
     if server.startswith("postgresql"):
         url, sql = server + "postgres", f"SELECT datname FROM pg_database WHERE datname LIKE '{like}'"
     else:
@@ -101,13 +107,47 @@ class Result:
         return self.out + self.err
 
 
+#: Where this test run's CLI runs keep their base-snapshot caches: each run gets an empty one (a cold
+#: cache) unless the test names its own with CI_MIGRATE_CACHE_DIR. Removed at the end of the session.
+CACHE_ROOT = Path(tempfile.gettempdir()) / f"{SANDBOX_PREFIX}_caches"
+
+
+def fresh_cache_dir() -> str:
+    CACHE_ROOT.mkdir(exist_ok=True)
+    return tempfile.mkdtemp(dir=CACHE_ROOT)
+
+
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CI_MIGRATE_", "GITHUB_", "GITLAB_", "INPUT_", "FLASK_")) and k != "DATABASE_URL"}
     env.update({"PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200", "NO_COLOR": "1",
-                "CI_MIGRATE_SANDBOX_PREFIX": SANDBOX_PREFIX})
+                "CI_MIGRATE_SANDBOX_PREFIX": SANDBOX_PREFIX, "CI_MIGRATE_CACHE_DIR": fresh_cache_dir()})
     env.update(extra or {})
     return env
+
+
+def base_templates(server: str) -> list[str]:
+    """This test run's base-snapshot template databases (``<prefix>_base_…``) on a PostgreSQL server."""
+    like = (SANDBOX_PREFIX + "_base_").replace("_", "\\_") + "%%"
+    return _names(server, like)
+
+
+def drop_base_templates(server: str) -> None:
+    """Drop this test run's base-snapshot template databases (made by its CLI runs) on a PostgreSQL server."""
+    import sqlalchemy as sa
+
+    from ci_migrate.sandbox import normalize_url
+
+    names = base_templates(server)
+    if not names:
+        return
+    engine = sa.create_engine(normalize_url(server + "postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for name in names:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        engine.dispose()
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240) -> Result:

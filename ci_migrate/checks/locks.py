@@ -69,7 +69,8 @@ def run(ctx: Any) -> CheckResult | None:
     if reason := walks.replay_failed(ctx):
         return CheckResult(name="locks", status="skipped", summary=reason)
     started = time.perf_counter()
-    data = ctx.probe.call("locks", steps=[s.request() for s in walk.steps], baseline=walks.baseline_request(ctx))
+    with walks.databases(ctx, walk):
+        data = ctx.probe.call("locks", steps=[s.request() for s in walk.steps], baseline=walks.baseline_request(ctx))
     by_rev = {s.revision: s for s in walk.steps}
     facts = LockFacts()
     findings: list[Finding] = []

@@ -21,15 +21,33 @@ _MISSING_TABLE = re.compile(r"no such table|does not exist|doesn't exist|Unknown
 
 
 def run(ctx: Any) -> CheckResult:
-    """Upgrade the sandbox from base (or the configured baseline) to heads; see the module docstring."""
-    sandbox = ctx.sandbox
+    """Upgrade the sandbox from base (or the configured baseline) to heads; see the module docstring.
+
+    On a pull request the base's part comes from the cached base snapshot when there is one for this
+    key (:mod:`ci_migrate.cache.base`), else the replay pauses at the base's heads to keep one."""
+    from ci_migrate.cache import base as base_cache
+
     pending = ctx.pending
     record = list(pending.revisions) if pending is not None else []
     snapshot_at = before_pending(ctx.history, pending.revisions) if pending is not None and pending.base_ref \
         and pending.revisions and not pending.unavailable else None
-    data = replay(ctx, record=record, snapshot_at=snapshot_at)
+    cache = base_cache.start(ctx, snapshot_at)
+    if cache is not None:
+        ctx.data["base_snapshot"] = cache
+        ctx.runtime.restore_main = cache.restore
+        ctx.runtime.probe.checkpoint = lambda _event: cache.build(ctx.runtime.sandbox())
+    try:
+        sandbox = ctx.sandbox
+    finally:
+        ctx.runtime.restore_main = None
+    restored = bool(sandbox.restored)
+    data = replay(ctx, record=record, snapshot_at=snapshot_at, checkpoint=cache is not None and not restored,
+                  restored=restored)
+    ctx.runtime.probe.checkpoint = None
     ctx.recorded = {rev: Recorded.from_data(entry, online=True) for rev, entry in (data.get("recorded") or {}).items()}
     result = judge(ctx, data, sandbox.dialect)
+    if cache is not None:
+        _with_cache(result, cache)
     snaps = data.get("snapshots") or {}
     if "before" in snaps and "after" in snaps:
         ctx.report.schema_change = schema_changes(snaps["before"], snaps["after"], record)
@@ -39,6 +57,17 @@ def run(ctx: Any) -> CheckResult:
         result.findings.append(mismatch)
         result.status = CheckResult.status_for(result.findings)
     return result
+
+
+def _with_cache(result: CheckResult, cache: Any) -> None:
+    """The base snapshot's outcome on the replay's facts (and summary, when it was restored)."""
+    from ci_migrate.report import ReplayCache
+
+    outcome = cache.outcome
+    result.facts.cache = ReplayCache(state=outcome.state, key=outcome.key, how=outcome.how, reason=outcome.reason,
+                                     revisions=outcome.revisions)
+    if cache.summary and not result.findings:
+        result.summary += f" ({cache.summary})"
 
 
 def baseline_request(ctx: Any) -> dict[str, Any] | None:
@@ -51,12 +80,13 @@ def baseline_request(ctx: Any) -> dict[str, Any] | None:
 
 
 def replay(ctx: Any, *, record: list[str] | None = None, destination: list[str] | None = None,
-           snapshot_at: list[str] | None = None) -> dict[str, Any]:
+           snapshot_at: list[str] | None = None, checkpoint: bool = False, restored: bool = False) -> dict[str, Any]:
     """Ask the probe to replay on the main sandbox (after loading the baseline, if any); with
-    ``snapshot_at`` (the base's heads) it reflects the sandbox there and at the end."""
+    ``snapshot_at`` (the base's heads) it reflects the sandbox there and at the end. ``checkpoint``:
+    it pauses there for the base snapshot; ``restored``: the sandbox already stands there."""
     ctx.sandbox  # made (and prepared) before the probe replays on it
     return ctx.probe.call("replay", baseline=baseline_request(ctx), record=record or [], destination=destination,
-                          snapshot_at=snapshot_at)
+                          snapshot_at=snapshot_at, checkpoint=checkpoint, restored=restored)
 
 
 def before_pending(history: Any, pending: list[str]) -> list[str]:

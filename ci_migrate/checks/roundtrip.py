@@ -33,7 +33,8 @@ def run(ctx: Any) -> CheckResult | None:
     if reason := walks.replay_failed(ctx):
         return CheckResult(name="roundtrip", status="skipped", summary=reason)
     started = time.perf_counter()
-    data = ctx.probe.call("roundtrip", steps=[s.request() for s in walk.steps], baseline=walks.baseline_request(ctx))
+    with walks.databases(ctx, walk):
+        data = ctx.probe.call("roundtrip", steps=[s.request() for s in walk.steps], baseline=walks.baseline_request(ctx))
     by_rev = {s.revision: s for s in walk.steps}
     steps: list[RoundtripStep] = []
     findings: list[Finding] = []

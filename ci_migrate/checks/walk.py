@@ -83,7 +83,7 @@ def plan_walk(ctx: Any, check: str) -> Walk | None:
 
 
 _HARMLESS = re.compile(r"^\s*(?:SELECT|SHOW|PRAGMA|BEGIN|COMMIT|ROLLBACK|SET|SAVEPOINT|RELEASE|START\s+TRANSACTION)\b",
-                       re.I)
+                       re.IGNORECASE)
 
 
 def touched_tables(recorded: Any) -> dict[str, list[str]] | None:
@@ -109,6 +109,21 @@ def touched_tables(recorded: Any) -> dict[str, list[str]] | None:
         elif not _HARMLESS.match(statement.text):
             return None
     return {bind: sorted(names) for bind, names in found.items()}
+
+
+@contextlib.contextmanager
+def databases(ctx: Any, walk: Walk) -> Any:
+    """For the block, the walk's databases come from the base snapshot (at the base's heads) when the
+    walk is over a pull request's pending revisions and the replay kept or restored a snapshot."""
+    snapshot = ctx.data.get("base_snapshot")
+    use = snapshot is not None and snapshot.entry is not None and walk.scope == "pending" \
+        and ctx.pending is not None and ctx.pending.base_ref
+    if use:
+        ctx.runtime.walk_sandbox = snapshot.fresh_sandbox
+    try:
+        yield
+    finally:
+        ctx.runtime.walk_sandbox = None
 
 
 def baseline_request(ctx: Any) -> dict[str, Any] | None:
