@@ -144,7 +144,14 @@ class Store:
         except OSError:
             if not final.is_dir():
                 raise
-            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                self.lookup(entry.key)  # another run saved it first: theirs is as good
+                shutil.rmtree(staging, ignore_errors=True)
+            except CacheDoubt:  # a corrupt entry: replace it
+                aside = self.dir / f".tmp-{secrets.token_hex(6)}"
+                os.rename(final, aside)
+                os.rename(staging, final)
+                shutil.rmtree(aside, ignore_errors=True)
         entry.path = final
         return entry
 

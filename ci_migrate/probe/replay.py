@@ -100,7 +100,7 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
             "snapshots": snapshots, "duration_s": round(time.perf_counter() - started, 3)}
 
 
-def _checkpoint(session: Any, heads: List[str]) -> None:
+def _checkpoint(session: Any, heads: list[str]) -> None:
     """Tell the host the sandbox is at ``heads`` (no connection open: NullPool) and wait until it says
     ``continue``."""
     from .errors import ProbeError

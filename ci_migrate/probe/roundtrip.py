@@ -146,7 +146,7 @@ class Stairway:
         data["phase"] = phase
         return data
 
-    def _reflect(self, tables: Optional[Dict[str, List[str]]]) -> Dict[Any, Any]:
+    def _reflect(self, tables: dict[str, list[str]] | None) -> dict[Any, Any]:
         """Per bind, the tables there (one ``get_table_names``) and the schema of those the revision
         touches (``tables``: ``{bind or "": [name]}``; None: every table), reflected."""
         import sqlalchemy as sa
@@ -164,8 +164,8 @@ class Stairway:
                 snapshot[bind] = (metadata, names)
         return snapshot
 
-    def _differences(self, before: Dict[Any, Any], tables: Optional[Dict[str, List[str]]]
-                     ) -> Tuple[List[Dict[str, Any]], str]:
+    def _differences(self, before: dict[Any, Any], tables: dict[str, list[str]] | None
+                     ) -> tuple[list[dict[str, Any]], str]:
         """What would still have to change to get back to ``before``, in words, and as alembic ops.
 
         With ``tables``, alembic compares only the touched tables and those that appeared since
@@ -175,8 +175,8 @@ class Stairway:
         from alembic.migration import MigrationContext
 
         sandbox = self.walker.database()
-        items: List[Dict[str, Any]] = []
-        code: List[str] = []
+        items: list[dict[str, Any]] = []
+        code: list[str] = []
         with self.session.guard.allowing(sandbox.urls):
             for bind in self.walker.binds:
                 engine = sandbox.engines[bind]
@@ -204,7 +204,7 @@ class Stairway:
         return items, "\n".join(code)
 
 
-def _wanted(names: Any, tables: Optional[Dict[str, List[str]]], bind: Optional[str]) -> Any:
+def _wanted(names: Any, tables: dict[str, list[str]] | None, bind: str | None) -> Any:
     """The tables of ``names`` to reflect: all of them without ``tables``, else those the revision
     touches on ``bind`` (names compared case-insensitively)."""
     if tables is None:
