@@ -64,14 +64,20 @@ def test_oldest_stack_in_an_activated_venv_passes_and_installs_nothing(cli, tmp_
 @pytest.mark.parametrize("stack", [venvs.OLDEST, venvs.NEWEST], ids=lambda s: s.name)
 @pytest.mark.parametrize("server", ["postgresql"], indirect=True)
 def test_pull_request_run_on_each_stack(cli, tmp_path, server, stack):
-    """The whole PR flow — replay, plan, lint, locks, round trip — through the probe on Python 3.9 and 3.13."""
+    """The whole PR flow — replay, plan, lint, locks, round trip — through the probe on Python 3.9 and 3.13,
+    twice: the second run restores the base from the cached snapshot and finds the same."""
     from test_plan import RISKY_BASE, pr_repo
 
     python = venvs.venv(stack)
     repo = pr_repo(tmp_path, "risky", RISKY_BASE)
-    result = cli("check", "--python", str(python), "--sandbox", server, "--base", "main", "--format", "json",
-                 cwd=repo, env={"DATABASE_URL": f"sqlite:///{tmp_path / 'production.db'}"})
-    report = report_of(result)
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'production.db'}", "CI_MIGRATE_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [cli("check", "--python", str(python), "--sandbox", server, "--base", "main", "--format", "json",
+                cwd=repo, env=env) for _ in range(2)]
+    cold, warm = (report_of(r) for r in runs)
+    assert [next(c for c in r["checks"] if c["name"] == "replay")["facts"]["cache"]["state"] for r in (cold, warm)] \
+        == ["built", "restored"]
+    assert findings(warm) == findings(cold) and runs[1].code == runs[0].code
+    result, report = runs[0], cold
     assert report["interpreter"]["path"] == str(python) and report["interpreter"]["source"] == "--python"
     assert report["interpreter"]["python"].startswith(stack.python + ".")
     assert result.code == 1, result.text
