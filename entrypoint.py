@@ -63,6 +63,7 @@ INPUTS = {
     "fail-on": "CI_MIGRATE_FAIL_ON",
     "github-token": "GITHUB_TOKEN",
     "report-path": "CI_MIGRATE_OUTPUT",
+    "cache-dir": "CI_MIGRATE_CACHE_DIR",
 }
 #: Variables only this script reads; removed before the CLI runs.
 OWN = ("CI_MIGRATE_COMMAND", "CI_MIGRATE_WORKING_DIRECTORY", "CI_MIGRATE_REQUIREMENTS",
