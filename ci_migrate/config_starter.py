@@ -40,6 +40,8 @@ _STARTER: list[tuple[str, str, bool]] = [  # (explanation, YAML, shown uncomment
      "extensions: [pg_trgm, citext]", False),
     ("Lowest severity that makes the run fail: error or warning.", "fail-on: error", True),
     ("Keep the sandbox database after the run, for debugging.", "keep-sandbox: false", False),
+    ("Where pull-request runs keep snapshots of the base branch's sandbox (default ~/.cache/ci-migrate; off: none).",
+     "cache-dir: .ci-migrate-cache", False),
     ("Report format on stdout: console or json.", "format: console", False),
     ("Also write the JSON report to this file.", "output: ci-migrate-report.json", False),
     ("Target that plan/apply use when --target is not given.", "target: production", False),

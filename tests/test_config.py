@@ -11,7 +11,7 @@ from ci_migrate.config import (CONFIG_FILENAME, Baseline, CheckSetting, ConfigEr
                                Target, load, starter_config, write_starter)
 
 ALLOWED = ("    allowed keys: app, migrations, python, timeout, prune-after, sandbox, sandbox-password-env, targets, "
-           "checks, rules, ignore, baseline, extensions, fail-on, keep-sandbox, format, output, target, base, "
+           "checks, rules, ignore, baseline, extensions, fail-on, keep-sandbox, cache-dir, format, output, target, base, "
            "comment, junit, sarif, codequality, rules-url")
 
 

@@ -200,7 +200,7 @@ class BaseSnapshot:
     def summary(self) -> str | None:
         """Words for the replay summary (restored), else None."""
         if self.outcome.state == "restored":
-            return f"the base's {self.outcome.revisions} from the cache ({self.outcome.how})"
+            return f"the base's {self.outcome.revisions} from the cached snapshot, {self.outcome.how}"
         return None
 
 

@@ -67,7 +67,7 @@ def _with_cache(result: CheckResult, cache: Any) -> None:
     result.facts.cache = ReplayCache(state=outcome.state, key=outcome.key, how=outcome.how, reason=outcome.reason,
                                      revisions=outcome.revisions)
     if cache.summary and not result.findings:
-        result.summary += f" ({cache.summary})"
+        result.summary += f" + {cache.summary}"
 
 
 def baseline_request(ctx: Any) -> dict[str, Any] | None:
