@@ -30,6 +30,7 @@ from ci_migrate.errors import AppLoadError, CiMigrateError, DatabaseError, Envir
 from ci_migrate.probe import PROTOCOL
 
 PACKAGE = "ci_migrate_probe"
+BYE_S = 10.0  # seconds an idle probe gets to run its atexit handlers and say ``bye``
 _BOOTSTRAP = ("import sys; sys.path.insert(0, {dir!r}); "
               "from ci_migrate_probe.__main__ import main; sys.exit(main())")
 
@@ -213,19 +214,25 @@ class ProbeProcess:
         return self.receive()
 
     def close(self, *, modules: bool = False) -> list[dict[str, str]] | None:
-        """Ask the probe to finish (``bye``), then make sure it is gone. Returns the modules the probe
-        had imported when ``modules`` is true (for the isolation test)."""
+        """Ask an idle probe to finish (``bye``, within :data:`BYE_S` seconds), then make sure it is gone.
+
+        A probe that is still working on a request (the run was interrupted: SIGTERM, an error in the
+        host) is killed at once, process group and all: its statement must not hold the sandbox while
+        the runner's grace period (about 10 s before SIGKILL on GitHub Actions) runs out. Returns the
+        modules the probe had imported when ``modules`` is true (for the isolation test)."""
         found = None
         try:
-            if self._proc is not None and self._proc.poll() is None:
+            if self._pending is None and self._proc is not None and self._proc.poll() is None:
                 self._write({"op": "exit", "modules": modules})
+                limit = time.monotonic() + BYE_S
+                self.deadline = limit if self.deadline is None else min(self.deadline, limit)
                 while True:
                     event = self._next_event()
                     if event is None or event.get("type") == "bye":
                         found = event.get("modules") if event else None
                         break
                 self._proc.stdin.close()
-                self._proc.wait(timeout=10)  # it ends by itself (atexit handlers run); then the group goes
+                self._proc.wait(timeout=BYE_S)  # it ends by itself (atexit handlers run); then the group goes
         except (CiMigrateError, OSError, subprocess.TimeoutExpired):
             pass
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 
 import pytest
 
@@ -161,7 +162,8 @@ def test_target_from_config_or_env_and_none_named(cli, tmp_path):
 @pytest.mark.parametrize("app_dir", ["tutorial_drift"], indirect=True)
 def test_recursive_version_locations_find_revisions_in_subdirectories(cli, app_dir):
     """alembic.ini's recursive_version_locations: a revision in versions/2024/ is part of the history
-    (`flask db heads` shows one head), not a missing down_revision."""
+    (`flask db heads` shows one head), not a missing down_revision. alembic before 1.10 has no such
+    option and, as `flask db heads` there, sees only the two revisions left in versions/."""
     versions = app_dir / "migrations" / "versions"
     (versions / "2024").mkdir()
     head = next(versions.glob("94cb0f560e51_*.py"))
@@ -171,6 +173,8 @@ def test_recursive_version_locations_find_revisions_in_subdirectories(cli, app_d
     result = cli("check", "--format", "json", cwd=app_dir)
     report = json.loads(result.out)
     graph = next(c for c in report["checks"] if c["name"] == "graph")
-    assert graph["status"] == "passed" and graph["facts"]["heads"] == ["94cb0f560e51"], graph
+    recursive = tuple(int(n) for n in version("alembic").split(".")[:2]) >= (1, 10)
+    head, count = ("94cb0f560e51", 3) if recursive else ("586f194eec66", 2)
+    assert graph["status"] == "passed" and graph["facts"]["heads"] == [head], graph
     replay = next(c for c in report["checks"] if c["name"] == "replay")
-    assert replay["summary"].startswith("3 revisions applied"), replay["summary"]
+    assert replay["summary"].startswith(f"{count} revisions applied"), replay["summary"]

@@ -7,10 +7,15 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 from support import clean_env, copy_app
 
-UPGRADE_LINE = "            batch_op.add_column(sa.Column('bio', sa.String(length=250), nullable=True))"
+# The line `flask db migrate` writes for user.bio: Flask-Migrate 3.0+ renders SQLite changes as batch
+# operations (Migrate's render_as_batch default), 2.x as plain ones.
+UPGRADE_LINE = ("            batch_op.add_column(sa.Column('bio', sa.String(length=250), nullable=True))"
+                if int(version("Flask-Migrate").split(".")[0]) >= 3
+                else "        op.add_column('user', sa.Column('bio', sa.String(length=250), nullable=True))")
 
 
 def run_into_closed_pipe(*args: str, cwd) -> tuple[int, str]:

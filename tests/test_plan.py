@@ -342,6 +342,7 @@ def test_shallow_pull_request_clone_fails_loudly(cli, tmp_path):
     assert finding["rule_id"] == "CM406" and finding["severity"] == "error"
     assert "origin/main is not in this clone" in finding["title"] and "fetch-depth: 0" in finding["fix"]
     assert "git fetch origin main:refs/remotes/origin/main" in finding["fix"] and 'GIT_DEPTH: "0"' in finding["fix"]
+    assert finding["message"].startswith(f"no such branch or commit in this clone ({clone}).\nWithout it,")
     assert report["verdict"] == "failed"
 
 

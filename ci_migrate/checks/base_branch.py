@@ -202,8 +202,8 @@ def open_base(root: Path, ref: str) -> tuple[Path, str, str | None]:
     except subprocess.CalledProcessError:
         branch = ref.split("/", 1)[1] if ref.startswith("origin/") else ref
         raise UsageError(
-            f"--base {ref}: no such branch or commit in this clone ({top}). Fetch it first, e.g.\n"
-            f"    git fetch origin {branch}:refs/remotes/origin/{branch}\n"
+            f"--base {ref}: no such branch or commit in this clone ({top}).\n"
+            f"  Fetch it first, e.g.: git fetch origin {branch}:refs/remotes/origin/{branch}\n"
             "  In GitHub Actions use actions/checkout with `fetch-depth: 0` (a shallow clone has no base "
             "branch); in GitLab CI set GIT_DEPTH: 0."
         ) from None
