@@ -157,6 +157,17 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
     """Check the migrations: heads and broken history, replay on a sandbox, drift from the models."""
 
     def body() -> int:
+        from ci_migrate import early as early_probe
+
+        # the probe imports the app's stack while the settings are validated (ci_migrate.early)
+        early = early_probe.start(Path.cwd(), os.environ, python=python, config=config)
+        try:
+            return checked(early)
+        finally:
+            if early is not None:
+                early.close()
+
+    def checked(early: Any) -> int:
         from ci_migrate import pipeline
         from ci_migrate.errors import UsageError
         from ci_migrate.publish import console as console_out
@@ -178,7 +189,8 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
         as_json = settings.format == "json"
         err = console_out.make_console(stderr=True)
         with _progress(err, enabled=not as_json) as progress:
-            report = pipeline.run_check(settings, only=selected, progress=progress, options={"base": settings.base})
+            report = pipeline.run_check(settings, only=selected, progress=progress, options={"base": settings.base},
+                                        early=early)
         return _publish(report, settings)
 
     _guarded(body)

@@ -305,11 +305,13 @@ def run_check(
     options: dict[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    early: Any = None,
 ) -> Report:
     """Run the enabled checks and return the Report.
 
     ``options`` carries command options checks read (``base`` for the plan check, ``target`` for
-    ``plan --target``). Raises ``AppLoadError``/``DatabaseError``/``EnvironmentProblem`` (exit 3) and
+    ``plan --target``); ``early`` is a probe the CLI started before the settings were read
+    (:mod:`ci_migrate.early`). The base branch is looked up in git while the app loads. Raises ``AppLoadError``/``DatabaseError``/``EnvironmentProblem`` (exit 3) and
     ``UsageError`` (exit 2); findings are never raised.
     """
     from ci_migrate.runtime import open_runtime, timeout_for
@@ -320,10 +322,14 @@ def run_check(
     names = enabled_checks(settings, only)
     needs_db = [n for n, db in CHECKS if db and n in names]
     holder: dict[str, Any] = {}
+    base_lookup = _look_up_base(settings, options, env)
     with open_runtime(settings, env, sandbox=bool(needs_db), refuse=refused_urls(settings, env),
-                      on_event=replay_progress(holder, progress), timeout_s=timeout_for(settings)) as runtime:
+                      on_event=replay_progress(holder, progress), timeout_s=timeout_for(settings),
+                      early=early) as runtime:
         report = new_report(runtime, settings, "check")
         ctx = Context(settings=settings, runtime=runtime, report=report, env=env, options=options, progress=progress)
+        if base_lookup is not None:
+            ctx.data["base_lookup"] = base_lookup
         holder["ctx"] = ctx
         ctx.production_dialect, ctx.production_source = production_dialect(settings, runtime.project, env)
         with contextlib.ExitStack() as stack:
@@ -335,6 +341,22 @@ def run_check(
         report.notes += runtime.notices
     report.duration_s = round(time.perf_counter() - started, 3)
     return report
+
+
+def _look_up_base(settings: Any, options: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    """``(ref, root, Future of base_branch.open_base(root, ref))``, started in a thread so that git runs
+    while the probe imports the app; None without a base branch."""
+    import concurrent.futures
+
+    from ci_migrate.checks import base_branch
+
+    ref = options.get("base") or (None if options.get("target") else base_branch.default_base(env))
+    if not ref:
+        return None
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ci-migrate-git")
+    future = pool.submit(base_branch.open_base, settings.root, ref)
+    pool.shutdown(wait=False)
+    return ref, settings.root, future
 
 
 def _close_base_snapshot(ctx: Context) -> None:

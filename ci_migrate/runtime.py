@@ -99,11 +99,13 @@ def probe_environment(env: Mapping[str, str]) -> dict[str, str]:
 @contextlib.contextmanager
 def open_runtime(settings: Any, env: Mapping[str, str], *, sandbox: bool, target_dialect: str | None = None,
                  refuse: list[Any] | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
-                 timeout_s: float | None = None) -> Iterator[Runtime]:
+                 timeout_s: float | None = None, early: Any = None) -> Iterator[Runtime]:
     """Start the probe, load the app, and yield the :class:`Runtime`.
 
     ``sandbox``: the run needs sandboxes (made from ``settings.sandbox``; the first one is made while
-    the app is imported). ``timeout_s`` bounds the whole probe (None: no limit). Raises what
+    the app is imported). ``timeout_s`` bounds the whole probe (None: no limit). ``early``: a probe the
+    CLI started before the settings were read (:mod:`ci_migrate.early`), used when it runs the same
+    interpreter in the same directory. Raises what
     :class:`ProbeProcess` raises for a failed load (``AppLoadError``, ``EnvironmentProblem``, exit 3).
     """
     interpreter = resolve(settings.python, settings.python_source, settings.root, env)
@@ -113,15 +115,19 @@ def open_runtime(settings: Any, env: Mapping[str, str], *, sandbox: bool, target
         spec = settings.sandbox_url(env)
         sandboxes = Sandboxes(spec, keep=settings.keep_sandbox, refuse=refuse or [], prefix=prefix_from(env))
     deadline = time.monotonic() + timeout_s if timeout_s else None
-    probe = ProbeProcess(python=interpreter.path, root=settings.root, env=probe_environment(env), deadline=deadline,
-                         on_event=on_event)
+    probe = early.take(interpreter.path, settings.root) if early is not None else None
+    started = probe is not None
+    if probe is None:
+        probe = ProbeProcess(python=interpreter.path, root=settings.root, env=probe_environment(env))
+    probe.deadline, probe.on_event = deadline, on_event
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ci-migrate-sandbox")
     with drop_on_signals(), contextlib.ExitStack() as stack:
         stack.callback(pool.shutdown, wait=True)
         if sandboxes is not None:
             stack.callback(sandboxes.close)
         stack.callback(probe.close)
-        probe.start()
+        if not started:
+            probe.start()
         probe.send("load", **load_request(settings, settings.root, target_dialect=target_dialect,
                                           sandbox_dialect=sandboxes.dialect if sandboxes else None))
         notices: list[str] = []

@@ -350,3 +350,48 @@ def test_a_server_check_prunes_sandboxes_older_than_a_day(cli, tmp_path, pg_serv
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{old}"')
         engine.dispose()
 
+
+
+# --------------------------------------------------------------------------- the probe started before the settings
+
+
+def test_a_probe_started_early_is_stopped_when_the_settings_are_wrong(cli, tmp_path):
+    """`check` starts the probe before it validates the settings; a bad setting (exit 2) stops it:
+    no process and no private copy is left."""
+    app, env = clean_app(tmp_path)
+    private = tmp_path / "tmp"
+    private.mkdir()
+    result = cli("check", "--cache-dir", str(app / "blogapp" / "__init__.py"), cwd=app, env={**env, "TMPDIR": str(private)})
+    assert result.code == 2 and "is a file, not a directory" in result.err, result.text
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (list(private.iterdir()) or _probes_in(private)):
+        time.sleep(0.2)
+    assert list(private.iterdir()) == [] and _probes_in(private) == []
+
+
+def _probes_in(directory: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if str(directory) in line]
+
+
+def test_the_probe_starts_early_only_where_the_settings_cannot_move_it(tmp_path):
+    from ci_migrate import early
+
+    (tmp_path / ".ci-migrate.yml").write_text("app: app.py\npython: /usr/bin/python3\n")
+    assert early.start(tmp_path, {}, python=None, config=None) is None  # the config file names the interpreter
+    assert early.start(tmp_path, {}, python=None, config="other.yml") is None
+    assert early.start(tmp_path, {"CI_MIGRATE_CONFIG": "x.yml"}, python=None, config=None) is None
+    (tmp_path / ".ci-migrate.yml").write_text("app: app.py\n")
+    started = early.start(tmp_path, {"PATH": os.environ["PATH"]}, python=sys.executable, config=None)
+    assert started is not None
+    assert started.take("/not/this/python", tmp_path) is None  # the settings disagree: stopped, not used
+    probe = started.future.result()
+    assert probe._proc.wait(timeout=15) is not None
+    again = early.start(tmp_path, {"PATH": os.environ["PATH"]}, python=sys.executable, config=None)
+    probe = again.take(os.path.normpath(os.path.abspath(sys.executable)), tmp_path)
+    assert probe is not None
+    try:  # the adopted probe is alive and answers: a request before 'load' is its usage error
+        with pytest.raises(Exception, match="before 'load'"):
+            probe.call("scan")
+    finally:
+        probe.close()

@@ -69,8 +69,12 @@ def prepare(ctx: Any) -> None:
 def _against_base(ctx: Any, ref: str, *, implied: bool) -> Pending:
     project = ctx.project
     pending = Pending(against=f"base:{ref}", base_ref=ref)
+    looked_up = ctx.data.get("base_lookup")  # started while the app loaded (pipeline.run_check)
     try:
-        repo, commit, merge_base = base_branch.open_base(project.root, ref)
+        if looked_up is not None and looked_up[0] == ref and Path(looked_up[1]).resolve() == project.root.resolve():
+            repo, commit, merge_base = looked_up[2].result()
+        else:
+            repo, commit, merge_base = base_branch.open_base(project.root, ref)
     except UsageError as exc:
         if not implied:
             raise
