@@ -15,9 +15,9 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 from ci_migrate.config_starter import CONFIG_FILENAME
