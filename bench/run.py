@@ -13,7 +13,9 @@ each measured as separate processes, interleaved, ``--repeats`` times; medians a
      its own sandbox database);
 * L  lower bound: one process that imports the app (flask's ``ScriptInfo.load_app``) + ``psql -f``
      of the full offline SQL (``flask db upgrade --sql``, made once, untimed) on a fresh database;
-* C  ``ci-migrate --version`` and ``ci-migrate check --only graph``.
+* C  ``ci-migrate --version`` and ``ci-migrate check --only graph``;
+* PR (``--pr``) ``ci-migrate check --base HEAD~1`` on pull-request repositories, cold and warm
+     base-snapshot cache (bench/pr.py).
 
 Databases for A and L are created before the timer starts (CI provides the database); B's sandbox
 creation is part of B. ``__pycache__`` of the app is removed before every timed run, as in a fresh
@@ -40,6 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import itertools
 
 from pgserver import Server
+from pr import drop_templates, fixture_pr, run_pr
+from pr import table as pr_table
+from pr import targets as pr_targets
 from synth import IMPORT_STRING, make_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,6 +73,8 @@ class App:
     pr: bool = False  # a pull-request run: --base HEAD~1 (plan, lint, locks, round trip on the pending revisions)
     offline: dict[str, Path] = field(default_factory=dict)  # env var -> offline SQL file
     samples: dict[str, list[dict]] = field(default_factory=dict)
+    cache: Path | None = None  # PR apps: the cache directory of the latest cold run
+    cold_findings: list = field(default_factory=list)  # PR apps: what the warm runs must find too
 
     @property
     def revisions(self) -> int:
@@ -204,6 +211,9 @@ def build_apps(workdir: Path, sizes: list[int], fixtures: bool, pr: bool = False
         dest = workdir / name
         shutil.copytree(REPO / "tests" / "apps" / name, dest, ignore=shutil.ignore_patterns("__pycache__", "instance"))
         apps.append(App(name, dest, import_string, binds, drift))
+    for name, import_string, binds, drift in FIXTURES if fixtures and pr else ():
+        dest = fixture_pr(REPO / "tests" / "apps" / name, workdir / f"pr-{name}")
+        apps.append(App(f"{name} PR", dest, import_string, binds, drift, pr=True))
     return apps
 
 
@@ -251,11 +261,9 @@ def report(apps: list[App], version: list[dict], meta: dict) -> str:
                 steps.append(f"N {lo_app.n}→{hi_app.n}: {per:.1f}")
             lines.append(f"- {kind}: " + "; ".join(steps))
     prs = [a for a in everything if a.pr]
+    full = {a.n: med(a.samples.get("B", []), "s") for a in apps if a.n}
     if prs:
-        lines += ["", f"B as a pull-request run (--base HEAD~1, {PR_PENDING} pending revisions: plan, lint, locks, round trip)",
-                  "", "| app | N | wall s | CPU s | RSS |", "|---|--:|--:|--:|--:|"]
-        lines += [f"| {a.name} | {a.revisions} | {med(a.samples.get('B', []), 's'):.2f} | "
-                  f"{med(a.samples.get('B', []), 'cpu_s'):.2f} | {med(a.samples.get('B', []), 'rss_mb'):.0f} MB |" for a in prs]
+        lines += pr_table(prs, full, med)
     if any(app.samples.get("B0") for app in everything):
         lines += ["", "B before → after the change under test (medians; wall s, client CPU s, peak RSS MB)", "",
                   "| app | N | wall before | wall after | CPU before | CPU after | RSS before | RSS after |",
@@ -264,7 +272,7 @@ def report(apps: list[App], version: list[dict], meta: dict) -> str:
             b0, b = app.samples.get("B0", []), app.samples.get("B", [])
             lines.append(f"| {app.name} | {app.revisions} | {med(b0, 's'):.2f} | {med(b, 's'):.2f} | {med(b0, 'cpu_s'):.2f} | "
                          f"{med(b, 'cpu_s'):.2f} | {med(b0, 'rss_mb'):.0f} | {med(b, 'rss_mb'):.0f} |")
-    lines += ["", *targets(apps, version)]
+    lines += ["", *targets(apps, version), *pr_targets(prs, full, med)]
     return "\n".join(lines)
 
 
@@ -293,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="runs per measurement (default 5; --quick: 3)")
     parser.add_argument("--sizes", help="comma-separated N for the synthetic apps (default 10,100,500; --quick: 10,100)")
     parser.add_argument("--no-fixtures", action="store_true", help="only the synthetic apps")
-    parser.add_argument("--pr", action="store_true", help=f"also B as a pull-request run: --base HEAD~1 with {PR_PENDING} "
-                        "pending revisions (plan, lint, locks, round trip), N ≥ 100")
+    parser.add_argument("--pr", action="store_true", help=f"also pull-request runs, cold and warm cache: --base HEAD~1 "
+                        f"with {PR_PENDING} pending revisions (N ≥ 100) and on the fixture apps (their head revisions)")
     parser.add_argument("--kinds", default="A,B,L,graph", help="what to measure (default A,B,L,graph)")
     parser.add_argument("--before", metavar="DIR", help="also measure B with the ci_migrate package in DIR (a copy "
                         "of the code before a change; put on PYTHONPATH) as column 'B before'")
@@ -322,8 +330,10 @@ def main(argv: list[str] | None = None) -> int:
             for app in apps:
                 loads.append(os.getloadavg()[0])
                 before = (("B0", lambda a: bench.run_b(a, code=args.before)),) if args.before else ()
-                for kind, fn in (("A", bench.run_a), ("B", bench.run_b), *before, ("L", bench.run_l), ("graph", bench.run_graph)):
-                    if (kind in kinds or kind == "B0") and (not app.pr or kind in ("B", "B0")):
+                pr_runs = (("PRcold", lambda a: run_pr(bench, a, warm=False)), ("PRwarm", lambda a: run_pr(bench, a, warm=True)))
+                for kind, fn in (("A", bench.run_a), ("B", bench.run_b), *before, ("L", bench.run_l), ("graph", bench.run_graph),
+                                 *pr_runs):
+                    if kind in ("PRcold", "PRwarm") if app.pr else (kind in kinds or kind == "B0"):
                         app.samples.setdefault(kind, []).append(fn(app))
                 last = ", ".join(f"{k} {app.samples[k][-1]['s']:.2f} s" for k in app.samples)
                 print(f"repeat {rep + 1}/{repeats}: {app.name} N={app.revisions}: {last}", file=sys.stderr)
@@ -340,11 +350,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps({"meta": meta, "version": version, "apps": [
                 {"name": a.name, "n": a.revisions, "samples": a.samples} for a in apps]}, indent=1), encoding="utf-8")
+        drop_templates(server)  # the PR runs' base snapshots
         left = server.leftovers("cimbench_") + server.leftovers("ci_migrate_")
         if left:
             print(f"warning: databases left on the server: {left}", file=sys.stderr)
         return 0
-    except BenchError as exc:
+    except (BenchError, RuntimeError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
     finally:
