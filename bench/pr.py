@@ -96,8 +96,9 @@ def run_pr(bench: Any, app: Any, warm: bool) -> dict:
 def table(apps: list[Any], full: dict[int, float], med: Any) -> list[str]:
     """The PR section of the benchmark's report: cold and warm per app, with the ratios of the targets
     (``full``: N → the full check's median wall time)."""
-    lines = ["", "Pull-request runs (--base HEAD~1; synthetic: 10 pending revisions; fixtures: the head revision(s)); "
-             "cold: empty cache, warm: restored from the base snapshot", "",
+    title = ("Pull-request runs (--base HEAD~1; synthetic: 10 pending revisions; fixtures: the head revision(s)); "
+             "cold: empty cache, warm: restored from the base snapshot")
+    lines = ["", title, "",
              "| app | N | cold s | warm s | warm/cold | cold/full check | cold CPU s | warm CPU s | RSS cold | RSS warm |",
              "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for app in apps:
