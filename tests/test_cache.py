@@ -295,3 +295,41 @@ def test_a_cache_dir_that_is_a_file_is_a_usage_error(cli, tmp_path):
     (repo / ".ci-migrate.yml").write_text("app: app.py\ncache-dir: ''\n")
     empty = cli("check", "--base", "main", cwd=repo, env=no_env)
     assert empty.code == 2 and "must be a directory path, or off" in empty.err, empty.text
+
+
+@pytest.mark.parametrize("server", ["postgresql"], indirect=True)
+def test_postgresql_restores_from_the_dump_when_the_template_is_gone(cli, server, tmp_path):
+    """A new PostgreSQL server each run (a CI service container): the template database is gone, the
+    dump in the cache directory restores the base, and the template is made again for the walks."""
+    repo = pull_request("schema_pr", tmp_path)
+    cache = tmp_path / "cache"
+    cold = json.loads(console_run(cli, repo, cache, "--sandbox", server, "--format", "json").out)
+    (entry,) = [p for p in cache.glob("*/*") if p.is_dir()]
+    manifest = json.loads((entry / "manifest.json").read_text())
+    assert manifest["files"] and manifest["templates"], manifest
+    engine = sa.create_engine(normalize_url(server + "postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for template in manifest["templates"].values():
+            conn.exec_driver_sql(f'DROP DATABASE "{template}"')
+    engine.dispose()
+    warm = json.loads(console_run(cli, repo, cache, "--sandbox", server, "--format", "json").out)
+    replay = next(c for c in warm["checks"] if c["name"] == "replay")
+    assert (replay["facts"]["cache"]["state"], replay["facts"]["cache"]["how"]) == ("restored", "dump")
+    assert findings(warm) == findings(cold) and warm["schema_change"] == cold["schema_change"]
+    again = json.loads(console_run(cli, repo, cache, "--sandbox", server, "--format", "json").out)
+    replay = next(c for c in again["checks"] if c["name"] == "replay")
+    assert replay["facts"]["cache"]["how"] == "template"  # made again from the restored sandbox
+
+
+def test_a_pull_request_that_modifies_a_merged_revision_replays_in_full(cli, tmp_path):
+    """A modified merged revision runs before the base's heads: what stands there is not the base, so
+    no snapshot is used or kept (the plan reports CM401)."""
+    repo = pull_request("clean", tmp_path)
+    first = min((repo / "migrations" / "versions").glob("*.py"))
+    first.write_text(first.read_text().replace("def upgrade():\n", "def upgrade():\n    pass\n", 1))
+    result = console_run(cli, repo, tmp_path / "cache", "--format", "json")
+    report = json.loads(result.out)
+    replay = next(c for c in report["checks"] if c["name"] == "replay")
+    assert replay["facts"]["cache"] is None
+    assert ("CM401" in {f["rule_id"] for c in report["checks"] for f in c["findings"]}), result.text
+    assert not list((tmp_path / "cache").glob("*/*/manifest.json"))

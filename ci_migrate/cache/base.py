@@ -135,6 +135,8 @@ class BaseSnapshot:
         entry = self.entry
         if entry is None:
             return None
+        if self._dump is not None:  # pg_dump is connected to the template: a copy would wait for it
+            concurrent.futures.wait([self._dump])
         sandboxes = self.runtime.sandboxes
         try:
             if isinstance(self.ops, dialects.Postgres):
@@ -206,13 +208,16 @@ class BaseSnapshot:
 
 def start(ctx: Any, at: list[str] | None) -> BaseSnapshot | None:
     """The run's :class:`BaseSnapshot`, or None when a snapshot does not apply: no pull-request base,
-    a create-all baseline (the models are not in the key), a sandbox dialect without copies, or an
-    unreachable server (never an error here)."""
+    a create-all baseline (the models are not in the key), a pending revision below the base's heads
+    (the pull request modifies a merged revision: what stands at the base's heads is not the base), a
+    sandbox dialect without copies, or an unreachable server (never an error here)."""
     settings, runtime, pending = ctx.settings, ctx.runtime, ctx.pending
     if at is None or pending is None or runtime.sandboxes is None or runtime.base_models is not None:
         return None
     if settings.baseline is not None and settings.baseline.create_all:
         return None
+    if ctx.history.ancestors(at) & set(pending.revisions):
+        return None  # a pending revision (a modified merged one) runs before the base's heads: not the base
     ops = dialects.for_sandboxes(runtime.sandboxes)
     if ops is None:
         return None
