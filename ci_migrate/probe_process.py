@@ -192,9 +192,11 @@ class ProbeProcess:
                 if self.drop_sandbox is not None:
                     self.drop_sandbox(event.get("id"))
             elif kind == "checkpoint":  # the probe waits: the host copies the sandbox, then says continue
-                if self.checkpoint is not None:
-                    self.checkpoint(event)
-                self._write({"op": "continue"})
+                try:
+                    if self.checkpoint is not None:
+                        self.checkpoint(event)
+                finally:
+                    self._write({"op": "continue"})
             elif kind == "done":
                 self._pending = None
                 return dict(event.get("data") or {})

@@ -333,3 +333,17 @@ def test_a_pull_request_that_modifies_a_merged_revision_replays_in_full(cli, tmp
     assert replay["facts"]["cache"] is None
     assert ("CM401" in {f["rule_id"] for c in report["checks"] for f in c["findings"]}), result.text
     assert not list((tmp_path / "cache").glob("*/*/manifest.json"))
+
+
+def test_a_cache_that_cannot_be_written_never_fails_the_run(cli, tmp_path):
+    import sqlite3
+
+    repo = pull_request("schema_pr", tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f"sqlite-{sqlite3.sqlite_version.split('.')[0]}").write_text("a file where the entries would go")
+    result = console_run(cli, repo, cache)
+    assert result.code == 0, result.text
+    (line,) = [line for line in snapshot_lines(result.out) if "not kept" in line]
+    assert line.startswith("note: base snapshot not kept: ") and "Error" in line, result.text
+    assert "✔  replay" in result.out and "✔  roundtrip" in result.out

@@ -76,6 +76,10 @@ class BaseSnapshot:
             self._doubt(str(exc))
             self._empty(sandbox)
             return False
+        except Exception as exc:  # noqa: BLE001 - the cache never fails a run
+            self._doubt(f"restoring it failed: {type(exc).__name__}: {exc}")
+            self._empty(sandbox)
+            return False
         self.entry = entry
         self.outcome = CacheOutcome("restored", self.key.digest, how, revisions=entry.revisions)
         return True
@@ -121,9 +125,10 @@ class BaseSnapshot:
                 entry.files = self.ops.dump(sandbox, self._staging)
                 if not entry.files:
                     raise CacheDoubt("mysqldump (and the mysql client) are not installed")
-        except CacheDoubt as exc:
-            self.notes.append(f"base snapshot not kept: {exc}")
-            self.outcome.reason = (self.outcome.reason or "") + f"; not kept: {exc}"
+        except Exception as exc:  # noqa: BLE001 - CacheDoubt, an unwritable cache directory…: never a failed run
+            why = str(exc) if isinstance(exc, CacheDoubt) else f"{type(exc).__name__}: {exc}"
+            self.notes.append(f"base snapshot not kept: {why}")
+            self.outcome.reason = f"{self.outcome.reason}; not kept: {why}" if self.outcome.reason else f"not kept: {why}"
             return
         self.entry = entry
         self.outcome.state = "built" if self.store is not None else "unsaved"
