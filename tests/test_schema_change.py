@@ -3,6 +3,7 @@ and a SQLite file are reflected before and after real DDL, and the change betwee
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -39,13 +40,15 @@ PG_ONLY = [
 ]
 
 
-@pytest.fixture
-def pg_engine(pg_server: str) -> Iterator[sa.engine.Engine]:
-    name = f"test_schema_change_{secrets.token_hex(4)}"
-    admin = sa.create_engine(normalize_url(pg_server + "postgres"), isolation_level="AUTOCOMMIT")
+@contextlib.contextmanager
+def fresh_database(server: str, prefix: str) -> Iterator[sa.engine.Engine]:
+    """A new database on ``server`` (a PostgreSQL or MariaDB URL without a database), dropped after."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin_url = normalize_url(server + ("postgres" if server.startswith("postgresql") else ""))
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine = sa.create_engine(normalize_url(pg_server + name))
+    engine = sa.create_engine(admin_url.set(database=name))
     try:
         yield engine
     finally:
@@ -53,6 +56,12 @@ def pg_engine(pg_server: str) -> Iterator[sa.engine.Engine]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE {name}")
         admin.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_server: str) -> Iterator[sa.engine.Engine]:
+    with fresh_database(pg_server, "test_schema_change") as engine:
+        yield engine
 
 
 def run(engine: sa.engine.Engine, statements: list[str]) -> None:
@@ -157,19 +166,8 @@ def kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.engine.E
         engine.dispose()
         return
     server = request.getfixturevalue("pg_server" if kind == "postgresql" else "mysql_server")
-    name = f"ci_migrate_test_snapshot_{secrets.token_hex(4)}"
-    admin_url = normalize_url(server + ("postgres" if kind == "postgresql" else ""))
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine = sa.create_engine(admin_url.set(database=name))
-    try:
+    with fresh_database(server, "ci_migrate_test_snapshot") as engine:
         yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE {name}")
-        admin.dispose()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"], indirect=True)

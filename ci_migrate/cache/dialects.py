@@ -56,6 +56,18 @@ def _run(cmd: list[str], env_extra: Mapping[str, str], *, stdin: Path | None = N
         raise CacheDoubt(f"{Path(cmd[0]).name} failed: {tail[0]}")
 
 
+def _scalar(server: Any, sql: str) -> Any:
+    """One value from the server's maintenance database."""
+    from ci_migrate.sandbox import admin_engine
+
+    engine = admin_engine(server)
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql(sql).scalar()
+    finally:
+        engine.dispose()
+
+
 class Postgres:
     """Template databases + ``pg_dump``/``psql`` on the sandbox server ``server`` (a SQLAlchemy URL)."""
 
@@ -65,15 +77,7 @@ class Postgres:
         self.server, self.prefix = server, prefix
 
     def major(self) -> str:
-        from ci_migrate.sandbox import admin_engine
-
-        engine = admin_engine(self.server)
-        try:
-            with engine.connect() as conn:
-                number = int(conn.exec_driver_sql("SHOW server_version_num").scalar())
-        finally:
-            engine.dispose()
-        return str(number // 10000)
+        return str(int(_scalar(self.server, "SHOW server_version_num")) // 10000)
 
     def identity(self) -> str:
         return f"{self.server.host or 'localhost'}:{self.server.port or 5432}"
@@ -218,14 +222,7 @@ class Mysql:
         self.server = server
 
     def major(self) -> str:
-        from ci_migrate.sandbox import admin_engine
-
-        engine = admin_engine(self.server)
-        try:
-            with engine.connect() as conn:
-                version = str(conn.exec_driver_sql("SELECT VERSION()").scalar())
-        finally:
-            engine.dispose()
+        version = str(_scalar(self.server, "SELECT VERSION()"))
         found = re.match(r"(\d+\.\d+)", version)
         return ("mariadb-" if "mariadb" in version.lower() else "mysql-") + (found[1] if found else version)
 
