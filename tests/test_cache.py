@@ -22,9 +22,13 @@ from ci_migrate.probe.snapshot import snapshot
 from ci_migrate.sandbox import normalize_url
 
 SQLITE_APPS = ["clean", "tutorial_drift", "multidb", "branch_merge", "empty_message", "leaky_downgrade", "slow_apply",
-               "risky", "clean_pr", "offline_unrenderable", "schema_pr", "plugins", "examples/blog"]
-SERVER_APPS = {"postgresql": ["clean", "multidb", "locking", "risky_more", "interrupted_apply", "schema_pr"],
+               "risky", "clean_pr", "offline_unrenderable", "schema_pr", "plugins", "baseline_needed",
+               "examples/blog"]
+SERVER_APPS = {"postgresql": ["clean", "multidb", "locking", "risky_more", "interrupted_apply", "schema_pr",
+                              "baseline_needed"],
                "mysql": ["clean", "multidb", "schema_pr"]}
+#: Apps that replay only with a config of their own (written before the base commit).
+CONFIGS = {"baseline_needed": "app: app.py\nbaseline:\n  revision: base\n  schema: schema.sql\n"}
 ENV = {"DATABASE_URL": "sqlite://", "AUDIT_DATABASE_URL": "sqlite://"}
 
 
@@ -47,6 +51,8 @@ def heads_of(versions: Path) -> list[Path]:
 def pull_request(app: str, tmp_path: Path) -> Path:
     """The app as a git repository: main without its head revision(s), the checked-out branch with them."""
     repo = copy_app(app, tmp_path)
+    if app in CONFIGS:
+        (repo / ".ci-migrate.yml").write_text(CONFIGS[app])
     aside = tmp_path / "aside"
     aside.mkdir()
     moved = heads_of(repo / "migrations" / "versions")
@@ -347,3 +353,13 @@ def test_a_cache_that_cannot_be_written_never_fails_the_run(cli, tmp_path):
     (line,) = [line for line in snapshot_lines(result.out) if "not kept" in line]
     assert line.startswith("note: base snapshot not kept: ") and "Error" in line, result.text
     assert "✔  replay" in result.out and "✔  roundtrip" in result.out
+
+
+def test_a_pull_request_on_an_empty_base_keeps_no_snapshot(cli, tmp_path):
+    """plain_base has one revision: as a pull request, its base has none, and nothing is kept."""
+    repo = pull_request("plain_base", tmp_path)
+    result = console_run(cli, repo, tmp_path / "cache", "--format", "json")
+    report = json.loads(result.out)
+    assert result.code == 0, result.text
+    assert next(c for c in report["checks"] if c["name"] == "replay")["facts"]["cache"] is None
+    assert [n for n in report["notes"] if "base snapshot" in n] == []

@@ -212,13 +212,13 @@ class BaseSnapshot:
 
 
 def start(ctx: Any, at: list[str] | None) -> BaseSnapshot | None:
-    """The run's :class:`BaseSnapshot`, or None when a snapshot does not apply: no pull-request base,
-    a create-all baseline (the models are not in the key), a pending revision below the base's heads
+    """The run's :class:`BaseSnapshot`, or None when a snapshot does not apply: no pull-request base
+    or one without revisions, a create-all baseline (the models are not in the key), a pending revision below the base's heads
     (the pull request modifies a merged revision: what stands at the base's heads is not the base), a
     sandbox dialect without copies, or an unreachable server (never an error here)."""
     settings, runtime, pending = ctx.settings, ctx.runtime, ctx.pending
-    if at is None or pending is None or runtime.sandboxes is None or runtime.base_models is not None:
-        return None
+    if not at or pending is None or runtime.sandboxes is None or runtime.base_models is not None:
+        return None  # (an empty base, [], has nothing to keep)
     if settings.baseline is not None and settings.baseline.create_all:
         return None
     if ctx.history.ancestors(at) & set(pending.revisions):
