@@ -305,13 +305,11 @@ def run_check(
     options: dict[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-    early: Any = None,
 ) -> Report:
     """Run the enabled checks and return the Report.
 
     ``options`` carries command options checks read (``base`` for the plan check, ``target`` for
-    ``plan --target``); ``early`` is a probe the CLI started before the settings were read
-    (:mod:`ci_migrate.early`). The base branch is looked up in git while the app loads. Raises ``AppLoadError``/``DatabaseError``/``EnvironmentProblem`` (exit 3) and
+    ``plan --target``). The base branch is looked up in git while the app loads. Raises ``AppLoadError``/``DatabaseError``/``EnvironmentProblem`` (exit 3) and
     ``UsageError`` (exit 2); findings are never raised.
     """
     from ci_migrate.runtime import open_runtime, timeout_for
@@ -324,8 +322,7 @@ def run_check(
     holder: dict[str, Any] = {}
     base_lookup = _look_up_base(settings, options, env)
     with open_runtime(settings, env, sandbox=bool(needs_db), refuse=refused_urls(settings, env),
-                      on_event=replay_progress(holder, progress), timeout_s=timeout_for(settings),
-                      early=early) as runtime:
+                      on_event=replay_progress(holder, progress), timeout_s=timeout_for(settings)) as runtime:
         report = new_report(runtime, settings, "check")
         ctx = Context(settings=settings, runtime=runtime, report=report, env=env, options=options, progress=progress)
         if base_lookup is not None:

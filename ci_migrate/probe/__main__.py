@@ -27,25 +27,6 @@ def _where(session: Any, exc: BaseException) -> Dict[str, Any]:
     return where
 
 
-#: What loading any Flask-Migrate app imports; imported ahead while the host still reads its settings.
-WARM_UP = ("flask", "sqlalchemy", "flask_sqlalchemy", "alembic", "alembic.command", "alembic.script",
-           "alembic.migration", "alembic.autogenerate", "flask_migrate")
-
-
-def _warm_up() -> None:
-    """Import the app stack's libraries (those installed here, nothing else) before ``load`` arrives,
-    in a thread: the host's start-up runs meanwhile. The app itself is imported by ``load`` only."""
-    import importlib
-    import importlib.util
-
-    for name in WARM_UP:
-        try:
-            if importlib.util.find_spec(name.split(".")[0]) is not None:
-                importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - ``load`` imports it again and reports what is wrong
-            return
-
-
 def main() -> int:
     from . import PROTOCOL
     from .channel import Channel
@@ -54,9 +35,9 @@ def main() -> int:
 
     channel = Channel.from_environment()
     channel.emit("hello", protocol=PROTOCOL, pid=os.getpid(), python=sys.executable)
-    import threading
+    from .warm import warm_up
 
-    threading.Thread(target=_warm_up, name="ci-migrate-warm-up", daemon=True).start()
+    warm_up(channel.waiting)
     session = None
     while True:
         request = channel.request()

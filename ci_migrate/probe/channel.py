@@ -69,6 +69,10 @@ class Channel:
             host_gone()
         return item
 
+    def waiting(self) -> bool:
+        """Whether a request (or the end of stdin) is queued: the host is waiting for the probe."""
+        return not self._requests.empty()
+
     def _read(self, stdin: Any) -> None:
         for line in stdin:
             line = line.strip()
