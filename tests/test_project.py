@@ -59,3 +59,18 @@ def test_unknown_production_dialect_gives_no_advice(cli, tmp_path, pg_server):
     report = json.loads(result.out)
     assert not [f for f in by_name(report, "replay")["findings"] if f["rule_id"] == "CM204"]
     assert "sqlite://root@localhost/" not in result.text
+
+
+def test_the_app_is_loaded_as_under_the_flask_command(cli, tmp_path):
+    """``flask`` sets FLASK_RUN_FROM_CLI=true before it imports the app: an unguarded ``app.run()`` at the end
+    of the module is then ignored, and a wsgi.py that monkey-patches only outside ``flask`` commands
+    skips it (as under `flask db`). Without it the probe would start a server at import and block until the timeout."""
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    with (app_dir / "app.py").open("a") as app:
+        app.write("\napp.run(port=0)\n")
+    result = cli("check", "--format", "json", cwd=app_dir, env={"DATABASE_URL": "sqlite://",
+                                                               "CI_MIGRATE_TIMEOUT": "30"}, timeout=120)
+    report = json.loads(result.out)
+    assert result.code == 1, result.text
+    assert by_name(report, "replay")["status"] == "passed"
+    assert [f["rule_id"] for f in by_name(report, "drift")["findings"]] == ["CM301"]
