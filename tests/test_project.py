@@ -74,3 +74,24 @@ def test_the_app_is_loaded_as_under_the_flask_command(cli, tmp_path):
     assert result.code == 1, result.text
     assert by_name(report, "replay")["status"] == "passed"
     assert [f["rule_id"] for f in by_name(report, "drift")["findings"]] == ["CM301"]
+
+
+def test_a_connection_the_app_opens_while_it_is_imported_is_noted(cli, tmp_path):
+    """`db.create_all()` in the app module runs when the app is imported, before ci-migrate can point it at the
+    sandbox (as under `flask db`): the run says which database it touched and where, instead of staying silent."""
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    production = tmp_path / "production.db"
+    with (app_dir / "app.py").open("a") as app:
+        app.write("\n\nwith app.app_context():\n    db.create_all()\n")
+    line = len((app_dir / "app.py").read_text().splitlines())
+    result = cli("check", "--format", "json", cwd=app_dir, env={"DATABASE_URL": f"sqlite:///{production}"})
+    report = json.loads(result.out)
+    assert report["notes"] == [
+        f"Importing the app connected to sqlite:///{production} at app.py:{line} (db.create_all()), before "
+        "ci-migrate could point it at the sandbox: what the app runs when it is created (create_all(), upgrade(), "
+        "seed data) ran there, as it would under `flask db`."]
+    assert "note: Importing the app connected to sqlite:///" in cli("check", cwd=app_dir, env={
+        "DATABASE_URL": f"sqlite:///{production}"}).out
+    untouched = cli("check", "--format", "json", cwd=copy_app("tutorial_drift", tmp_path / "plain"),
+                    env={"DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}"})
+    assert json.loads(untouched.out)["notes"] == [] and not (tmp_path / "other.db").exists()
