@@ -327,6 +327,9 @@ class ProbeProcess:
         message = str(event.get("message") or "the probe failed")
         if kind == "database" and event.get("phase"):
             return DatabaseError(database_message(event))
+        if kind == "app_load" and (printed := self.output_tail(10).strip()):
+            # the app's own words: a sys.exit() at import usually comes after the reason was printed
+            message += "\n  Last lines the app printed:\n" + "\n".join(f"    {line}" for line in printed.splitlines())
         if kind in _ERRORS:
             return _ERRORS[kind](message)
         running = self._where(event.get("where") or {}, event.get("op"))

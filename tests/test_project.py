@@ -95,3 +95,17 @@ def test_a_connection_the_app_opens_while_it_is_imported_is_noted(cli, tmp_path)
     untouched = cli("check", "--format", "json", cwd=copy_app("tutorial_drift", tmp_path / "plain"),
                     env={"DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}"})
     assert json.loads(untouched.out)["notes"] == [] and not (tmp_path / "other.db").exists()
+
+
+def test_an_app_that_exits_while_it_is_imported_shows_what_it_printed(cli, tmp_path):
+    """An app whose import ends in sys.exit(1) (an upgrade() at import that fails prints its reason, then exits):
+    the error shows the app's last lines, where the reason is."""
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    with (app_dir / "app.py").open("a") as app:
+        app.write("\n\nimport sys\nprint(\"ERROR [root] Error: Can't locate revision identified by 'f00'\", "
+                  "file=sys.stderr)\nsys.exit(1)\n")
+    result = cli("check", cwd=app_dir, env={"DATABASE_URL": "sqlite://"})
+    assert result.code == 3, result.text
+    assert "Importing the Flask app (flask discovery) failed: called sys.exit(1)" in result.err
+    assert result.err.rstrip().endswith(
+        "Last lines the app printed:\n    ERROR [root] Error: Can't locate revision identified by 'f00'"), result.err
