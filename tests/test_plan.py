@@ -124,7 +124,7 @@ def test_an_env_py_without_an_offline_branch_still_gets_the_whole_pull_request_c
                         "drift": "passed", "locks": "warning", "roundtrip": "passed"}, statuses
     assert "CM205" not in {f["rule_id"] for c in report["checks"] for f in c["findings"]}
     age = check_of(report, "plan")["facts"]["pending"][0]
-    assert age["sql"].startswith("-- as run on the sandbox (offline SQL cannot be rendered)\n")
+    assert age["sql"].startswith("-- as run on the sandbox (offline SQL cannot be rendered)\n-- migrations/env.py:")
     assert "opens a database connection in alembic's offline mode" in age["sql_error"]
     assert age["sql_error"].startswith("migrations/env.py:")
     assert {f["rule_id"] for f in check_of(report, "lint")["findings"]} >= {"CM502", "CM504", "CM507"}

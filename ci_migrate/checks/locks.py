@@ -151,12 +151,18 @@ def _judge(step: walks.Step, traced: dict[str, Any], rewrites_reported: bool) ->
                 title=f"{step.label} rewrites table `{table}`: {walks.short_sql(stmt['sql'], 100)}",
                 message=f"PostgreSQL writes a new copy of `{table}` (its relfilenode changed) for this statement:\n"
                 f"  {walks.short_sql(stmt['sql'], 400)}\nIt holds ACCESS EXCLUSIVE while it copies every row and "
-                f"rebuilds every index, and until the revision commits, so reads and writes of `{table}` wait for "
+                f"rebuilds every index{_until_commit(stmt)}, so reads and writes of `{table}` wait for "
                 f"a time proportional to the table's size ({stmt['duration_ms']:.1f} ms on the empty sandbox).",
                 fix=_rewrite_recipe(stmt["sql"], table),
                 details={"statement": stmt["sql"], "table": table, "statement_index": index},
             ))
     return findings
+
+
+def _until_commit(stmt: dict[str, Any]) -> str:
+    """How long a rewrite's lock lasts past the statement: to the revision's COMMIT, unless env.py runs the
+    statement in AUTOCOMMIT (traced in a transaction of its own)."""
+    return " (env.py runs it in AUTOCOMMIT)" if stmt.get("own_transaction") else ", and until the revision commits"
 
 
 def _access_exclusive(step: walks.Step, stmt: dict[str, Any], hold: dict[str, Any]) -> Finding:

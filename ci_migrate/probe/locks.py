@@ -152,11 +152,11 @@ class Tracer:
             self._open.pop(key)["ended"] = now
 
     def result(self, step: Dict[str, Any]) -> Dict[str, Any]:
-        """``{revision, statements: [{sql, bind, line, duration_ms, locks, rewrites}], holds: [{table,
+        """``{revision, statements: [{sql, bind, line, duration_ms, locks, rewrites, own_transaction}], holds: [{table,
         mode, statement, held_ms, until_commit, statement_only}]}``; ``held_ms`` in milliseconds on the sandbox
         (``statement_only``: the statement ran in a transaction of its own, see the module docstring)."""
         now = time.perf_counter()
-        statements = [{k: s[k] for k in ("sql", "bind", "line", "duration_ms", "locks", "rewrites")}
+        statements = [{k: s[k] for k in ("sql", "bind", "line", "duration_ms", "locks", "rewrites", "own_transaction")}
                       for s in self.steps]
         holds = [{"table": h["table"], "mode": h["mode"], "statement": h["statement"],
                   "held_ms": round(((h["ended"] or now) - h["started"]) * 1000, 3),
