@@ -109,3 +109,15 @@ def test_an_app_that_exits_while_it_is_imported_shows_what_it_printed(cli, tmp_p
     assert "Importing the Flask app (flask discovery) failed: called sys.exit(1)" in result.err
     assert result.err.rstrip().endswith(
         "Last lines the app printed:\n    ERROR [root] Error: Can't locate revision identified by 'f00'"), result.err
+
+
+def test_an_app_whose_import_never_ends_times_out_with_a_hint(cli, tmp_path):
+    """The import blocks (a wait for a service that never answers): the run stops at its timeout and says it
+    was importing the app, in words, with what to look for."""
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    with (app_dir / "app.py").open("a") as app:
+        app.write("\n\nimport time\nprint('waiting for the cache server')\ntime.sleep(600)\n")
+    result = cli("check", cwd=app_dir, env={"DATABASE_URL": "sqlite://", "CI_MIGRATE_TIMEOUT": "3"}, timeout=60)
+    assert result.code == 3, result.text
+    assert result.err.startswith("error: The run took longer than its timeout and was stopped while running the "
+                                 "import of the app.\n  Importing the app must not start a server"), result.err
