@@ -121,3 +121,17 @@ def test_an_app_whose_import_never_ends_times_out_with_a_hint(cli, tmp_path):
     assert result.code == 3, result.text
     assert result.err.startswith("error: The run took longer than its timeout and was stopped while running the "
                                  "import of the app.\n  Importing the app must not start a server"), result.err
+
+
+def test_an_app_that_asks_for_input_while_it_is_imported_gets_end_of_file(cli, tmp_path):
+    """The app's stdin is empty, as in CI: an input() at import fails at once, with its line, instead of waiting
+    (and reading the host's requests) until the timeout."""
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    with (app_dir / "app.py").open("a") as app:
+        app.write("\nanswer = input('Run database migrations (Y/N)')\n")
+    line = len((app_dir / "app.py").read_text().splitlines())
+    result = cli("check", cwd=app_dir, env={"DATABASE_URL": "sqlite://", "CI_MIGRATE_TIMEOUT": "30"}, timeout=60)
+    assert result.code == 3, result.text
+    assert result.err.startswith("error: Importing the Flask app (flask discovery) failed: EOFError: EOF when reading "
+                                 f"a line\n  in your code (most recent call last):\n    app.py:{line} in <module>\n"), \
+        result.err
