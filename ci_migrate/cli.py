@@ -7,6 +7,7 @@ Heavy modules are imported inside the commands so that ``ci-migrate --version`` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -42,12 +43,20 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _guarded(fn: Callable[[], int]) -> None:
-    """Run a command body; turn our errors into their message (secrets masked) and exit code."""
+def _guarded(fn: Callable[[], int], *, probe_for: tuple[str | None, str | None] | None = None) -> None:
+    """Run a command body; turn our errors into their message (secrets masked) and exit code.
+
+    ``probe_for``: ``(--config, --python)`` of a command that runs the app: its probe starts before
+    the body loads the settings (:mod:`ci_migrate.early_probe`)."""
     from ci_migrate.errors import CiMigrateError
 
     try:
-        code = fn()
+        with contextlib.ExitStack() as stack:
+            if probe_for is not None:
+                from ci_migrate.early_probe import started_early
+
+                stack.enter_context(started_early(*probe_for, os.environ))
+            code = fn()
     except CiMigrateError as exc:
         _fail(str(exc), exc.exit_code)
     else:
@@ -178,7 +187,7 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
             report = pipeline.run_check(settings, only=selected, progress=progress, options={"base": settings.base})
         return _publish(report, settings)
 
-    _guarded(body)
+    _guarded(body, probe_for=(config, python))
 
 
 def _publish(report: Any, settings: Any, *, pr_number: int | None = None, save: bool = True) -> int:
@@ -238,7 +247,7 @@ def plan(target: str | None, base: str | None, config: str | None, app: str | No
         report.key = f"{report.key}:{name}"
         return _publish(report, settings)
 
-    _guarded(body)
+    _guarded(body, probe_for=(config, python))
 
 
 @main.command(context_settings=CONTEXT)
@@ -278,7 +287,7 @@ def apply(target: str | None, dry_run: bool, allow_drift: bool, allow_multiple_h
                            resume_interrupted=resume_interrupted, say=lambda line: _err(f"ci-migrate: {line}"))
         return _publish(report, settings)
 
-    _guarded(body)
+    _guarded(body, probe_for=(config, python))
 
 
 class _progress:

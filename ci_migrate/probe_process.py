@@ -103,6 +103,11 @@ def database_message(event: Mapping[str, Any]) -> str:
             "on the version table (alembic_version unless Migrate(version_table=...) says otherwise).")
 
 
+def probe_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The probe's environment: the caller's, as ``flask`` would see it."""
+    return dict(env)
+
+
 def probe_source() -> Path:
     """The directory of the :mod:`ci_migrate.probe` package."""
     return Path(__file__).resolve().parent / "probe"
@@ -134,9 +139,13 @@ class ProbeProcess:
     _log: Any = None
     _pending: str | None = None
 
-    def start(self) -> "ProbeProcess":
-        """Copy the probe into a private directory and start it; raises :class:`EnvironmentProblem`
-        (exit 3) when the interpreter cannot be started."""
+    def start(self) -> ProbeProcess:
+        """:meth:`spawn`, then :meth:`greet`."""
+        return self.spawn().greet()
+
+    def spawn(self) -> ProbeProcess:
+        """Copy the probe into a private directory and start it, without waiting for it; raises
+        :class:`EnvironmentProblem` (exit 3) when the interpreter cannot be started."""
         self._tmp = tempfile.mkdtemp(prefix="ci_migrate_probe_")
         shutil.copytree(probe_source(), Path(self._tmp) / PACKAGE,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -156,6 +165,11 @@ class ProbeProcess:
             raise EnvironmentProblem(f"Cannot start the app's Python {self.python}: {exc.strerror or exc}") from None
         os.close(write_fd)
         self._events_fd = read_fd
+        return self
+
+    def greet(self) -> ProbeProcess:
+        """Wait for the spawned probe's ``hello``; raises :class:`ProbeDied` when it ends first and
+        :class:`EnvironmentProblem` when it speaks another protocol version."""
         hello = self._next_event()
         if hello is None or hello.get("type") != "hello":
             raise self._died("start-up")
@@ -235,6 +249,11 @@ class ProbeProcess:
             self.kill()
             self._cleanup()
         return found
+
+    def discard(self) -> None:
+        """End a probe that is not needed (never greeted, or from a wrong guess) and remove its copy."""
+        self.kill()
+        self._cleanup()
 
     def kill(self) -> None:
         """End the probe and everything it started (its process group), now."""

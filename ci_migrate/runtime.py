@@ -1,7 +1,8 @@
 """One run's moving parts on the host side: the probe process, the sandboxes and the clock.
 
-:func:`open_runtime` starts the probe in the app's interpreter (:mod:`ci_migrate.interpreter`) and
-sends it the ``load`` request at once; while the probe imports the app, the host prunes old
+:func:`open_runtime` starts the probe in the app's interpreter (:mod:`ci_migrate.interpreter`), or
+adopts the one :mod:`ci_migrate.early_probe` started before the settings were loaded, and sends it
+the ``load`` request at once; while the probe imports the app, the host prunes old
 sandboxes and makes the first one (:meth:`Runtime.sandbox`). Whatever happens — a finding, an
 error, SIGTERM, a probe that died — closing the runtime kills the probe and drops every sandbox.
 """
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from ci_migrate.early_probe import adopt
 from ci_migrate.facts import ProjectFacts
 from ci_migrate.interpreter import Interpreter, resolve
 from ci_migrate.probe import PROTOCOL
-from ci_migrate.probe_process import ProbeProcess
+from ci_migrate.probe_process import ProbeProcess, probe_environment
 from ci_migrate.sandbox import Sandbox, Sandboxes, drop_on_signals, prefix_from, prune
 
 DEFAULT_TIMEOUT_S = 20 * 60
@@ -80,11 +82,6 @@ class Runtime:
         return sandbox
 
 
-def probe_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """The probe's environment: the caller's, as ``flask`` would see it."""
-    return dict(env)
-
-
 @contextlib.contextmanager
 def open_runtime(settings: Any, env: Mapping[str, str], *, sandbox: bool, target_dialect: str | None = None,
                  refuse: list[Any] | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
@@ -102,15 +99,19 @@ def open_runtime(settings: Any, env: Mapping[str, str], *, sandbox: bool, target
         spec = settings.sandbox_url(env)
         sandboxes = Sandboxes(spec, keep=settings.keep_sandbox, refuse=refuse or [], prefix=prefix_from(env))
     deadline = time.monotonic() + timeout_s if timeout_s else None
-    probe = ProbeProcess(python=interpreter.path, root=settings.root, env=probe_environment(env), deadline=deadline,
-                         on_event=on_event)
+    early = adopt(interpreter.path, settings.root, env)
+    probe = early or ProbeProcess(python=interpreter.path, root=settings.root, env=probe_environment(env))
+    probe.deadline, probe.on_event = deadline, on_event
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ci-migrate-sandbox")
     with drop_on_signals(), contextlib.ExitStack() as stack:
         stack.callback(pool.shutdown, wait=True)
         if sandboxes is not None:
             stack.callback(sandboxes.close)
         stack.callback(probe.close)
-        probe.start()
+        if early is not None:
+            early.greet()
+        else:
+            probe.start()
         probe.send("load", **load_request(settings, settings.root, target_dialect=target_dialect,
                                           sandbox_dialect=sandboxes.dialect if sandboxes else None))
         notices: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -273,6 +274,8 @@ def test_a_killed_probe_is_a_failure_and_the_sandbox_is_dropped(tmp_path, server
 def test_a_killed_host_stops_the_probe_and_prune_drops_what_is_left(cli, tmp_path, server):
     proc, _marker = _sleeping_run(tmp_path, server)
     (probe,) = _children(proc.pid)
+    copy = re.search(r"sys\.path\.insert\(0, '([^']+)'\)", Path(f"/proc/{probe}/cmdline").read_text())[1]
+    assert Path(copy).is_dir()
     left = sandbox_databases(server)
     assert left, "the sandbox should exist while the revision runs"
     proc.kill()
@@ -283,6 +286,7 @@ def test_a_killed_host_stops_the_probe_and_prune_drops_what_is_left(cli, tmp_pat
         time.sleep(0.1)
     else:
         pytest.fail("the probe outlived its host")
+    assert not Path(copy).exists(), "the probe's private copy outlived the run"
     assert set(left) <= set(sandbox_databases(server))  # a killed host cannot drop anything...
     time.sleep(1)
     result = cli("prune", "--sandbox", server, "--older-than", "0s", cwd=tmp_path)

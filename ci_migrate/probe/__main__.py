@@ -35,6 +35,9 @@ def main() -> int:
 
     channel = Channel.from_environment()
     channel.emit("hello", protocol=PROTOCOL, pid=os.getpid(), python=sys.executable)
+    from .warm import warm_up
+
+    warm_up(channel.waiting)
     session = None
     while True:
         request = channel.request()

@@ -3,10 +3,12 @@
 Events are JSON lines written to the file descriptor named by ``CI_MIGRATE_PROBE_FD`` (the host
 passes a pipe), so whatever the app prints on stdout/stderr never mixes with them. Requests are JSON
 lines read from stdin by a reader thread. When stdin reaches end-of-file while the probe is not
-finishing (the host was killed), the probe ends at once with exit code 75: nothing is left running
-against a sandbox whose owner is gone. The requests are read from a copy of stdin; the app's own stdin
-(fd 0, ``sys.stdin``) is /dev/null, as in CI: an ``input()`` at import gets end-of-file at once instead
-of waiting for a request line, and a child process the app starts cannot take the host's requests.
+finishing (the host was killed), the probe removes its private copy (the directory the host made
+for it) and ends at once with exit code 75: nothing is left running against a sandbox whose owner
+is gone, and nothing is left in the temporary directory. The requests are read from a copy of stdin;
+the app's own stdin (fd 0, ``sys.stdin``) is /dev/null, as in CI: an ``input()`` at import gets
+end-of-file at once instead of waiting for a request line, and a child process the app starts cannot
+take the host's requests.
 """
 
 from __future__ import annotations
@@ -14,12 +16,26 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import sys
+import tempfile
 import threading
 from typing import Any, Dict, Optional
 
 HOST_GONE = 75
 _FD_VARIABLE = "CI_MIGRATE_PROBE_FD"
+_PRIVATE_COPY = "ci_migrate_probe_"  # the host's tempfile.mkdtemp prefix for the probe's copy
+
+
+def host_gone() -> None:
+    """End the probe now (exit code :data:`HOST_GONE`), removing the private copy it runs from when
+    it runs from one (a ``ci_migrate_probe_*`` directory in the temporary directory): a killed host
+    cannot remove it. The probe's modules are all imported by then."""
+    copy = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if (os.path.basename(copy).startswith(_PRIVATE_COPY)
+            and os.path.dirname(copy) == os.path.abspath(tempfile.gettempdir())):
+        shutil.rmtree(copy, ignore_errors=True)
+    os._exit(HOST_GONE)
 
 
 class Channel:
@@ -58,8 +74,12 @@ class Channel:
         """The next request from the host (blocks). A closed stdin means the host is gone."""
         item = self._requests.get()
         if item is None:
-            os._exit(HOST_GONE)
+            host_gone()
         return item
+
+    def waiting(self) -> bool:
+        """Whether a request (or the end of stdin) is queued: the host is waiting for the probe."""
+        return not self._requests.empty()
 
     def _read(self, stdin: Any) -> None:
         for line in stdin:
@@ -74,5 +94,5 @@ class Channel:
             if message.get("op") == "exit":
                 self.finishing = True
         if not self.finishing:
-            os._exit(HOST_GONE)
+            host_gone()
         self._requests.put(None)
