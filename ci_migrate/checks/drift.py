@@ -104,7 +104,7 @@ def _finding(project: Any, drift: BindDrift, facts: DriftFacts) -> Finding:
         return Finding(
             check="drift", rule_id="CM301", severity="error", bind=drift.bind,
             title=f"the models have changes that no migration contains{bind}: {exact[0].text}"
-            + (f" and {len(exact) - 1} more" if len(exact) > 1 else ""),
+            + (f" and {len(items) - 1} more" if len(items) > 1 else ""),
             message="Autogenerate against the fully migrated sandbox found:\n" + "\n".join(lines),
             fix=f"Create the missing revision with `{command}`, review it, and commit it.",
             details={"command": command, "upgrade_code": drift.upgrade_code, "downgrade_code": drift.downgrade_code},
