@@ -50,6 +50,8 @@ class Running:
             return f"{what}, {self.direction or 'upgrade'} during {self.phase}"
         if self.file:
             return f"{self.file} during {self.phase}"
+        if self.phase == "load":
+            return "the import of the app"
         return f"{self.phase}" if self.phase else "start-up"
 
 
@@ -346,14 +348,19 @@ class ProbeProcess:
         running = Running(self.running.phase or self._pending, self.running.revision, self.running.file,
                           self.running.direction)
         self.kill()
+        hint = ("\n  Importing the app must not start a server, wait for input or poll a service; "
+                "`flask db` imports it the same way.") if running.describe() == "the import of the app" else ""
         return ProbeTimedOut(f"The run took longer than its timeout and was stopped while running "
-                             f"{running.describe()}.", running, self.output_tail())
+                             f"{running.describe()}.{hint}", running, self.output_tail())
 
     def _error(self, event: dict[str, Any]) -> CiMigrateError:
         kind = event.get("kind")
         message = str(event.get("message") or "the probe failed")
         if kind == "database" and event.get("phase"):
             return DatabaseError(database_message(event))
+        if kind == "app_load" and (printed := self.output_tail(10).strip()):
+            # the app's own words: a sys.exit() at import usually comes after the reason was printed
+            message += "\n  Last lines the app printed:\n" + "\n".join(f"    {line}" for line in printed.splitlines())
         if kind in _ERRORS:
             return _ERRORS[kind](message)
         running = self._where(event.get("where") or {}, event.get("op"))

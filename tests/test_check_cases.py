@@ -24,8 +24,14 @@ def test_first_revision_on_create_all_table_suggests_a_baseline(cli, app_dir, se
     assert finding["rule_id"] == "CM202"
     assert finding["revision"] == "860473c5a52e"
     assert finding["file"] == "migrations/versions/860473c5a52e_add_user_last_login.py"
-    assert "baseline:" in finding["fix"] and "revision: 860473c5a52e" in finding["fix"]
+    assert "baseline:" in finding["fix"] and "revision: base " in finding["fix"]
     assert by_name(report, "drift")["status"] == "skipped"
+    # the suggested baseline, as written, makes the run pass: the first revision still runs on the schema
+    suggested = finding["fix"].split("\n")[1:4]
+    (app_dir / ".ci-migrate.yml").write_text("app: app.py\n" + "\n".join(line[2:] for line in suggested) + "\n")
+    result, report = run_json(cli, app_dir, "--sandbox", server)
+    assert result.code == 0, result.text
+    assert by_name(report, "replay")["status"] == "passed"
 
 
 @pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)

@@ -116,3 +116,17 @@ def test_tables_of_a_live_database_that_no_model_has():
         "drops table `topology.layer` — expected: PostGIS topology (postgis_topology) creates `topology.layer` "
         "outside migrations"]
     assert "ignore: {known-tables: {topology.layer: off}}" in findings[1].fix
+
+
+def test_the_suggested_revision_body_leaves_the_known_tables_out(tmp_path):
+    """The library creates `sessions` itself: a revision that creates it too fails on every database where the app
+    has run (the table exists). The body CM301 suggests holds the app's own drift only."""
+    app = copy_app("tutorial_drift", tmp_path)
+    (app / "app.py").write_text((app / "app.py").read_text() + FLASK_SESSION_MODEL)
+    result = run_cli("check", "--app", "app.py", "--only", "graph,replay,drift", "--format", "json", cwd=app)
+    drift = next(c for c in json.loads(result.out)["checks"] if c["name"] == "drift")
+    (cm301,) = [f for f in drift["findings"] if f["rule_id"] == "CM301"]
+    (bind,) = drift["facts"]["binds"]
+    for code in (cm301["details"]["upgrade_code"], bind["upgrade_code"], bind["downgrade_code"]):
+        assert "sessions" not in code and "'bio'" in code, code
+    assert [t["table"] for t in bind["known_tables"]] == ["sessions"]

@@ -130,6 +130,32 @@ def test_every_revision_is_traced_on_postgresql(cli, app_dir, server):
 
 @pytest.mark.parametrize("server", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("app_dir", ["locking"], indirect=True)
+def test_an_env_py_that_runs_the_migrations_in_autocommit_is_traced_statement_by_statement(cli, app_dir, server):
+    """env.py puts its connection in AUTOCOMMIT (each statement commits at once, so its locks are gone when it
+    returns): each statement is traced in a transaction of its own; CONCURRENTLY is left as it is."""
+    env = app_dir / "migrations" / "env.py"
+    anchor = "    with connectable.connect() as connection:\n"
+    env.write_text(env.read_text().replace(
+        anchor, anchor + "        connection = connection.execution_options(isolation_level='AUTOCOMMIT')\n", 1))
+    result, report = run_json(cli, app_dir, "--sandbox", server)
+    assert result.code == 1, result.text
+    locks = check(report, "locks")
+    assert locks["summary"] == "7 revisions traced: 3 take ACCESS EXCLUSIVE on existing tables, 2 table rewrites"
+    revisions = {r["revision"]: r for r in locks["facts"]["revisions"]}
+    assert revisions["29d6e2ad8728"]["access_exclusive"] == ["account"]
+    assert revisions["c9d6e2d3182d"]["locks"] == [{"relation": "event", "mode": "ShareLock"}]
+    assert revisions["8f736323bfd2"]["locks"] == []
+    (exclusive,) = findings(locks, "CM601")
+    assert exclusive["revision"] == "29d6e2ad8728"
+    assert "held while this statement runs (env.py runs it in AUTOCOMMIT)" in exclusive["message"]
+    assert "SET lock_timeout" in exclusive["fix"]
+    rewrites = findings(locks, "CM602")
+    assert [f["revision"] for f in rewrites] == ["80aaa5ef2cee", "f3e5f67e1142"]
+    assert "rebuilds every index (env.py runs it in AUTOCOMMIT), so reads" in rewrites[0]["message"]
+
+
+@pytest.mark.parametrize("server", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("app_dir", ["locking"], indirect=True)
 def test_rules_and_inline_comments_silence_lock_findings(cli, app_dir, server):
     nickname = app_dir / VERSIONS / "29d6e2ad8728_add_account_nickname.py"
     text = nickname.read_text()

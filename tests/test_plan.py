@@ -106,6 +106,30 @@ def test_pull_request_plan_lists_new_revisions_sql_and_risks(cli, tmp_path, pg_s
     assert "migrations/versions/c18d439fc80f_add_user_age.py:22" in out
 
 
+def test_an_env_py_without_an_offline_branch_still_gets_the_whole_pull_request_checked(cli, tmp_path, pg_server):
+    """env.py connects even in offline mode (no context.is_offline_mode() branch): the offline SQL cannot be
+    rendered, so the plan shows what ran on the sandbox, and lint, drift, locks and round trip still run."""
+    repo = pr_repo(tmp_path, "risky", RISKY_BASE)
+    env = repo / "migrations" / "env.py"
+    text = env.read_text()
+    offline_branch = "if context.is_offline_mode():\n    run_migrations_offline()\nelse:\n    run_migrations_online()\n"
+    assert offline_branch in text
+    env.write_text(text.replace(offline_branch, "run_migrations_online()\n"))
+    result = cli("check", "--app", "app.py", "--base", "main", "--sandbox", pg_server, "--format", "json", cwd=repo,
+                 env={"DATABASE_URL": pg_server + "ci_field_production_never"})
+    report = report_of(result)
+    assert result.code == 1, result.text
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert statuses == {"graph": "passed", "replay": "passed", "plan": "passed", "lint": "failed",
+                        "drift": "passed", "locks": "warning", "roundtrip": "passed"}, statuses
+    assert "CM205" not in {f["rule_id"] for c in report["checks"] for f in c["findings"]}
+    age = check_of(report, "plan")["facts"]["pending"][0]
+    assert age["sql"].startswith("-- as run on the sandbox (offline SQL cannot be rendered)\n-- migrations/env.py:")
+    assert "opens a database connection in alembic's offline mode" in age["sql_error"]
+    assert age["sql_error"].startswith("migrations/env.py:")
+    assert {f["rule_id"] for f in check_of(report, "lint")["findings"]} >= {"CM502", "CM504", "CM507"}
+
+
 def test_clean_pull_request_gets_no_findings(cli, tmp_path, pg_server):
     repo = pr_repo(tmp_path, "clean_pr", RISKY_BASE)
     result = cli("check", "--app", "app.py", "--base", "main", "--sandbox", pg_server, "--format", "json", cwd=repo)

@@ -90,6 +90,24 @@ def test_pull_request_run_on_each_stack(cli, tmp_path, server, stack):
     assert not (tmp_path / "production.db").exists()
 
 
+@pytest.mark.parametrize("stack", [venvs.OLDEST, venvs.NEWEST], ids=lambda s: s.name)
+def test_pool_options_for_the_production_server_do_not_reach_the_sqlite_sandbox(cli, tmp_path, stack):
+    """An app that sets SQLALCHEMY_ENGINE_OPTIONS for its server database (max_overflow, which SQLAlchemy 1.4
+    refuses for SQLite's NullPool): the app's engine is never built for the sandbox, so the replay runs."""
+    app = copy_app("tutorial_drift", tmp_path)
+    source = (app / "app.py").read_text()
+    (app / "app.py").write_text(source.replace("db = SQLAlchemy(app)", (
+        "if not app.config['SQLALCHEMY_DATABASE_URI'].startswith('sqlite'):\n"
+        "    app.config['SQLALCHEMY_ENGINE_OPTIONS'] = {'max_overflow': 20, 'pool_pre_ping': True}\n\n"
+        "db = SQLAlchemy(app)")))
+    result = cli("check", "--python", str(venvs.venv(stack)), "--format", "json", cwd=app,
+                 env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:9/production"})
+    report = report_of(result)
+    assert result.code == 1, result.text
+    assert {c["name"]: c["status"] for c in report["checks"]}["replay"] == "passed"
+    assert findings(report) == [("CM204", None), ("CM301", None)]
+
+
 def test_the_probe_imports_nothing_of_the_tool(tmp_path):
     """Every module the probe process imported comes from the app's venv, the standard library of
     its Python, or the probe's own private copy — never from ci-migrate's environment. pydantic 1 is

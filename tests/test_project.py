@@ -59,3 +59,79 @@ def test_unknown_production_dialect_gives_no_advice(cli, tmp_path, pg_server):
     report = json.loads(result.out)
     assert not [f for f in by_name(report, "replay")["findings"] if f["rule_id"] == "CM204"]
     assert "sqlite://root@localhost/" not in result.text
+
+
+def test_the_app_is_loaded_as_under_the_flask_command(cli, tmp_path):
+    """``flask`` sets FLASK_RUN_FROM_CLI=true before it imports the app: an unguarded ``app.run()`` at the end
+    of the module is then ignored, and a wsgi.py that monkey-patches only outside ``flask`` commands
+    skips it (as under `flask db`). Without it the probe would start a server at import and block until the timeout."""
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    with (app_dir / "app.py").open("a") as app:
+        app.write("\napp.run(port=0)\n")
+    result = cli("check", "--format", "json", cwd=app_dir, env={"DATABASE_URL": "sqlite://",
+                                                               "CI_MIGRATE_TIMEOUT": "30"}, timeout=120)
+    report = json.loads(result.out)
+    assert result.code == 1, result.text
+    assert by_name(report, "replay")["status"] == "passed"
+    assert [f["rule_id"] for f in by_name(report, "drift")["findings"]] == ["CM301"]
+
+
+def test_a_connection_the_app_opens_while_it_is_imported_is_noted(cli, tmp_path):
+    """`db.create_all()` in the app module runs when the app is imported, before ci-migrate can point it at the
+    sandbox (as under `flask db`): the run says which database it touched and where, instead of staying silent."""
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    production = tmp_path / "production.db"
+    with (app_dir / "app.py").open("a") as app:
+        app.write("\n\nwith app.app_context():\n    db.create_all()\n")
+    line = len((app_dir / "app.py").read_text().splitlines())
+    result = cli("check", "--format", "json", cwd=app_dir, env={"DATABASE_URL": f"sqlite:///{production}"})
+    report = json.loads(result.out)
+    assert report["notes"] == [
+        f"Importing the app connected to sqlite:///{production} at app.py:{line} (db.create_all()), before "
+        "ci-migrate could point it at the sandbox: what the app runs when it is created (create_all(), upgrade(), "
+        "seed data) ran there, as it would under `flask db`."]
+    assert "note: Importing the app connected to sqlite:///" in cli("check", cwd=app_dir, env={
+        "DATABASE_URL": f"sqlite:///{production}"}).out
+    untouched = cli("check", "--format", "json", cwd=copy_app("tutorial_drift", tmp_path / "plain"),
+                    env={"DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}"})
+    assert json.loads(untouched.out)["notes"] == [] and not (tmp_path / "other.db").exists()
+
+
+def test_an_app_that_exits_while_it_is_imported_shows_what_it_printed(cli, tmp_path):
+    """An app whose import ends in sys.exit(1) (an upgrade() at import that fails prints its reason, then exits):
+    the error shows the app's last lines, where the reason is."""
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    with (app_dir / "app.py").open("a") as app:
+        app.write("\n\nimport sys\nprint(\"ERROR [root] Error: Can't locate revision identified by 'f00'\", "
+                  "file=sys.stderr)\nsys.exit(1)\n")
+    result = cli("check", cwd=app_dir, env={"DATABASE_URL": "sqlite://"})
+    assert result.code == 3, result.text
+    assert "Importing the Flask app (flask discovery) failed: called sys.exit(1)" in result.err
+    assert result.err.rstrip().endswith(
+        "Last lines the app printed:\n    ERROR [root] Error: Can't locate revision identified by 'f00'"), result.err
+
+
+def test_an_app_whose_import_never_ends_times_out_with_a_hint(cli, tmp_path):
+    """The import blocks (a wait for a service that never answers): the run stops at its timeout and says it
+    was importing the app, in words, with what to look for."""
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    with (app_dir / "app.py").open("a") as app:
+        app.write("\n\nimport time\nprint('waiting for the cache server')\ntime.sleep(600)\n")
+    result = cli("check", cwd=app_dir, env={"DATABASE_URL": "sqlite://", "CI_MIGRATE_TIMEOUT": "3"}, timeout=60)
+    assert result.code == 3, result.text
+    assert result.err.startswith("error: The run took longer than its timeout and was stopped while running the "
+                                 "import of the app.\n  Importing the app must not start a server"), result.err
+
+
+def test_an_app_that_asks_for_input_while_it_is_imported_gets_end_of_file(cli, tmp_path):
+    """The app's stdin is empty, as in CI: an input() at import fails at once, with its line, instead of waiting
+    (and reading the host's requests) until the timeout."""
+    app_dir = copy_app("tutorial_drift", tmp_path)
+    with (app_dir / "app.py").open("a") as app:
+        app.write("\nanswer = input('Run database migrations (Y/N)')\n")
+    line = len((app_dir / "app.py").read_text().splitlines())
+    result = cli("check", cwd=app_dir, env={"DATABASE_URL": "sqlite://", "CI_MIGRATE_TIMEOUT": "30"}, timeout=60)
+    assert result.code == 3, result.text
+    assert result.err.startswith("error: Importing the Flask app (flask discovery) failed: EOFError: EOF when reading "
+                                 f"a line\n  in your code (most recent call last):\n    app.py:{line} in <module>\n"), \
+        result.err

@@ -36,11 +36,29 @@ def run(ctx: Any) -> CheckResult:
     sandbox = ctx.sandbox
     # SQLite reflects types loosely: against a server production, its type differences are approximate
     approximate = sandbox.dialect == "sqlite" and ctx.production_dialect not in (None, "sqlite")
-    data = ctx.probe.call("drift", ignore=ignore_request(ctx.settings), approximate=approximate)
+    request = ignore_request(ctx.settings)
+    data = ctx.probe.call("drift", ignore=request, approximate=approximate)
+    known = _known_in(data, ctx.settings.ignore.known_tables)
+    if known:  # the suggested revision body leaves them out: a migration must not create what the library does
+        again = ctx.probe.call("drift", ignore={**request, "tables": [*request["tables"], *known]},
+                               approximate=approximate)
+        code = {b["bind"]: b for b in again.get("binds") or ()}
+        for bind in data.get("binds") or ():
+            if bind["bind"] in code:
+                bind.update({k: code[bind["bind"]][k] for k in ("upgrade_code", "downgrade_code", "imports")})
     result = judge(ctx.project, data, sandbox.dialect, approximate, ctx.settings.ignore.known_tables)
     result.duration_s = round(time.perf_counter() - started, 3)
     ctx.report.tables = [TableSchema.model_validate(t) for t in data.get("diagram") or ()]
     return result
+
+
+def _known_in(data: dict[str, Any], setting: Any) -> list[str]:
+    """The drifted tables (``table`` or ``schema.table``) that a library creates outside migrations."""
+    from ci_migrate.checks import known_tables as known
+
+    names = {t["table"] for b in data.get("binds") or () for t in b.get("tables") or ()}
+    return sorted(n for n in names if known.known_table(n.rpartition(".")[2], n.rpartition(".")[0] or None,
+                                                         setting=setting))
 
 
 def judge(project: Any, data: dict[str, Any], dialect: str, approximate: bool,
@@ -86,7 +104,7 @@ def _finding(project: Any, drift: BindDrift, facts: DriftFacts) -> Finding:
         return Finding(
             check="drift", rule_id="CM301", severity="error", bind=drift.bind,
             title=f"the models have changes that no migration contains{bind}: {exact[0].text}"
-            + (f" and {len(exact) - 1} more" if len(exact) > 1 else ""),
+            + (f" and {len(items) - 1} more" if len(items) > 1 else ""),
             message="Autogenerate against the fully migrated sandbox found:\n" + "\n".join(lines),
             fix=f"Create the missing revision with `{command}`, review it, and commit it.",
             details={"command": command, "upgrade_code": drift.upgrade_code, "downgrade_code": drift.downgrade_code},

@@ -6,7 +6,8 @@ every statement the revision sends, what the migration's own session holds (``pg
 whether a table's ``pg_class.relfilenode`` changed (a rewrite) — see :mod:`ci_migrate.probe.locks`.
 Inside the revision's transaction locks accumulate until COMMIT; inside
 ``op.get_context().autocommit_block()`` each statement commits on its own, so ``CREATE INDEX
-CONCURRENTLY`` shows no lock held after it.
+CONCURRENTLY`` shows no lock held after it. An env.py that runs everything in AUTOCOMMIT has each
+statement traced in a transaction of its own: its locks are held for that statement only.
 Lock modes and what they conflict with: https://www.postgresql.org/docs/current/explicit-locking.html
 
 Findings: CM601 (ACCESS EXCLUSIVE on a table that existed before the revision, warning), CM602 (a
@@ -142,22 +143,7 @@ def _judge(step: walks.Step, traced: dict[str, Any], rewrites_reported: bool) ->
         stmt = statements[hold["statement"]]
         if hold["mode"] != ACCESS_EXCLUSIVE or (rewrites_reported and hold["table"] in stmt["rewrites"]):
             continue
-        table, held_ms = hold["table"], hold["held_ms"]
-        until = "until the revision's COMMIT" if hold["until_commit"] else "until the end of the revision"
-        findings.append(Finding(
-            check="locks", rule_id="CM601", severity="warning", revision=step.revision, bind=stmt["bind"],
-            file=step.file, line=stmt["line"],
-            title=f"{step.label} locks `{table}` ACCESS EXCLUSIVE: {walks.short_sql(stmt['sql'], 100)}",
-            message=f"This statement takes an ACCESS EXCLUSIVE lock on `{table}`, a table that existed before "
-            f"the revision:\n  {walks.short_sql(stmt['sql'], 400)}\nThe lock is held from this statement {until}: "
-            f"{held_ms:.1f} ms on the empty sandbox; in production also as long as the rest of the revision and "
-            f"any rewrite take. While it is held — and while the statement waits for it behind a long query — "
-            f"every read and write of `{table}` waits.",
-            fix="Make the migration give up instead of queueing the app behind it, and retry it: start upgrade() "
-            "with op.execute(\"SET LOCAL lock_timeout = '5s'\"); keep the revision short and alone in its "
-            "transaction (Migrate(app, db, transaction_per_migration=True)); deploy it when traffic is low.",
-            details={"statement": stmt["sql"], "table": table, "held_ms": round(held_ms, 3)},
-        ))
+        findings.append(_access_exclusive(step, stmt, hold))
     for index, stmt in enumerate(statements):
         for table in stmt["rewrites"]:
             findings.append(Finding(
@@ -166,12 +152,44 @@ def _judge(step: walks.Step, traced: dict[str, Any], rewrites_reported: bool) ->
                 title=f"{step.label} rewrites table `{table}`: {walks.short_sql(stmt['sql'], 100)}",
                 message=f"PostgreSQL writes a new copy of `{table}` (its relfilenode changed) for this statement:\n"
                 f"  {walks.short_sql(stmt['sql'], 400)}\nIt holds ACCESS EXCLUSIVE while it copies every row and "
-                f"rebuilds every index, and until the revision commits, so reads and writes of `{table}` wait for "
+                f"rebuilds every index{_until_commit(stmt)}, so reads and writes of `{table}` wait for "
                 f"a time proportional to the table's size ({stmt['duration_ms']:.1f} ms on the empty sandbox).",
                 fix=_rewrite_recipe(stmt["sql"], table),
                 details={"statement": stmt["sql"], "table": table, "statement_index": index},
             ))
     return findings
+
+
+def _until_commit(stmt: dict[str, Any]) -> str:
+    """How long a rewrite's lock lasts past the statement: to the revision's COMMIT, unless env.py runs the
+    statement in AUTOCOMMIT (traced in a transaction of its own)."""
+    return " (env.py runs it in AUTOCOMMIT)" if stmt.get("own_transaction") else ", and until the revision commits"
+
+
+def _access_exclusive(step: walks.Step, stmt: dict[str, Any], hold: dict[str, Any]) -> Finding:
+    """CM601 for one ACCESS EXCLUSIVE hold; ``statement_only``: env.py runs the statement in AUTOCOMMIT."""
+    table, held_ms = hold["table"], hold["held_ms"]
+    if hold.get("statement_only"):
+        held = (f"The lock is held while this statement runs (env.py runs it in AUTOCOMMIT): {held_ms:.1f} ms on "
+                "the empty sandbox; in production as long as the statement takes.")
+        timeout = "op.execute(\"SET lock_timeout = '5s'\") (in AUTOCOMMIT SET LOCAL does nothing)"
+    else:
+        until = "until the revision's COMMIT" if hold["until_commit"] else "until the end of the revision"
+        held = (f"The lock is held from this statement {until}: {held_ms:.1f} ms on the empty sandbox; in "
+                "production also as long as the rest of the revision and any rewrite take.")
+        timeout = "op.execute(\"SET LOCAL lock_timeout = '5s'\")"
+    return Finding(
+        check="locks", rule_id="CM601", severity="warning", revision=step.revision, bind=stmt["bind"],
+        file=step.file, line=stmt["line"],
+        title=f"{step.label} locks `{table}` ACCESS EXCLUSIVE: {walks.short_sql(stmt['sql'], 100)}",
+        message=f"This statement takes an ACCESS EXCLUSIVE lock on `{table}`, a table that existed before "
+        f"the revision:\n  {walks.short_sql(stmt['sql'], 400)}\n{held} While it is held — and while the statement "
+        f"waits for it behind a long query — every read and write of `{table}` waits.",
+        fix=f"Make the migration give up instead of queueing the app behind it, and retry it: start upgrade() "
+        f"with {timeout}; keep the revision short and alone in its transaction "
+        "(Migrate(app, db, transaction_per_migration=True)); deploy it when traffic is low.",
+        details={"statement": stmt["sql"], "table": table, "held_ms": round(held_ms, 3)},
+    )
 
 
 def _rewrite_recipe(sql: str, table: str) -> str:

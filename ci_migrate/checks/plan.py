@@ -116,7 +116,10 @@ def _sql(item: PlanItem, offline_error: str | None) -> tuple[str | None, str | N
         return sql_text(item.offline), None
     why = (item.offline.error if item.offline is not None else offline_error) or "not rendered"
     if item.recorded is not None and item.recorded.online and item.recorded.statements:
-        return "-- as run on the sandbox (offline SQL cannot be rendered)\n" + sql_text(item.recorded), why
+        reason = " ".join(why.split())
+        reason = reason if len(reason) <= 300 else reason[:299] + "…"
+        header = f"-- as run on the sandbox (offline SQL cannot be rendered)\n-- {reason}\n"
+        return header + sql_text(item.recorded), why
     return None, why
 
 

@@ -213,8 +213,9 @@ def failure_finding(ctx: Any, failure: Failure, *, first_revision: bool, check: 
             message="\n".join(parts) + "\nThe app probably creates its first tables with db.create_all() "
             "and then stamps, so the history cannot be replayed from an empty database.",
             fix="Add a baseline to .ci-migrate.yml, e.g.\n  baseline:\n"
-            f"    revision: {revision}\n    schema: schema.sql   # pg_dump --schema-only taken at that revision's parent\n"
-            "or `create-all: true` to let db.create_all() make the starting schema.",
+            f"    revision: base       # the schema is the state before {revision} runs\n"
+            "    schema: schema.sql   # e.g. pg_dump --schema-only of a database the app's create_all() made then\n"
+            "or `baseline: {create-all: true}` alone to build the schema with db.create_all() and stamp the heads.",
             details=details)
     fix = (f"Run `{project.cli} upgrade` against a fresh database locally to reproduce, then fix "
            + ("the revision." if failure.where == "revision" else "env.py."))

@@ -5,7 +5,10 @@ passes a pipe), so whatever the app prints on stdout/stderr never mixes with the
 lines read from stdin by a reader thread. When stdin reaches end-of-file while the probe is not
 finishing (the host was killed), the probe removes its private copy (the directory the host made
 for it) and ends at once with exit code 75: nothing is left running against a sandbox whose owner
-is gone, and nothing is left in the temporary directory.
+is gone, and nothing is left in the temporary directory. The requests are read from a copy of stdin;
+the app's own stdin (fd 0, ``sys.stdin``) is /dev/null, as in CI: an ``input()`` at import gets
+end-of-file at once instead of waiting for a request line, and a child process the app starts cannot
+take the host's requests.
 """
 
 from __future__ import annotations
@@ -50,7 +53,12 @@ class Channel:
     def from_environment(cls) -> "Channel":
         """The channel the host set up (``CI_MIGRATE_PROBE_FD``); stdout when run by hand."""
         fd = int(os.environ.pop(_FD_VARIABLE, "1"))
-        return cls(fd, sys.stdin)
+        requests = os.fdopen(os.dup(sys.stdin.fileno()), "r", encoding="utf-8")
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, sys.stdin.fileno())
+        os.close(null)
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - the app's stdin for the whole run
+        return cls(fd, requests)
 
     def emit(self, type_: str, **data: Any) -> None:
         """Send one event: ``{"type": type_, **data}`` as a JSON line (non-JSON values as their str)."""

@@ -71,6 +71,15 @@ def _cols(obj: Any) -> str:
     return ", ".join(c.name for c in obj.columns) if hasattr(obj, "columns") else ""
 
 
+def _fk_options(constraint: Any) -> str:
+    """`` ON DELETE CASCADE`` … : what tells a foreign key from one on the same columns (autogenerate compares them)."""
+    options = [f"ON DELETE {constraint.ondelete.upper()}" if constraint.ondelete else "",
+               f"ON UPDATE {constraint.onupdate.upper()}" if constraint.onupdate else "",
+               "DEFERRABLE" if constraint.deferrable else "",
+               f"INITIALLY {constraint.initially.upper()}" if constraint.initially else ""]
+    return "".join(f" {o}" for o in options if o)
+
+
 def _item(kind: str, text: str, table: Optional[str] = None, name: Optional[str] = None, old: Optional[str] = None,
           new: Optional[str] = None, approximate: bool = False) -> Dict[str, Any]:
     return {"kind": kind, "table": table, "name": name, "old": old, "new": new, "text": text,
@@ -122,7 +131,8 @@ def describe(diff: tuple, dialect: Any, approximate: bool = False) -> Dict[str, 
         if kind.endswith("fk"):
             target = constraint.elements[0].target_fullname.rsplit(".", 1)[0] if constraint.elements else "?"
             refcols = ", ".join(e.target_fullname.rsplit(".", 1)[1] for e in constraint.elements)
-            text = f"{verb} foreign key{label} `{name}` ({_cols(constraint)}) → `{target}` ({refcols})"
+            text = f"{verb} foreign key{label} `{name}` ({_cols(constraint)}) → `{target}` ({refcols})" + _fk_options(
+                constraint)
         else:
             kind_word = type(constraint).__name__.replace("Constraint", "").lower() or "constraint"
             text = f"{verb} {kind_word} constraint{label} on `{name}` ({_cols(constraint)})"

@@ -117,11 +117,14 @@ def pointed_at(project: Any, urls: Mapping[Optional[str], Any], engines: Mapping
             try:
                 for key, engine in engines.items():
                     connectors.pop(key, None)
-                    db.get_engine(app, key)  # a connector for the new URI (its own engine is never connected)
-                    connector = connectors[key]
-                    if connector._engine is not engine:
-                        connector._engine.dispose()
-                        connector._engine = engine
+                    # a connector for the new URI that holds our engine: none is built from the app's engine
+                    # options, which may not fit the sandbox (max_overflow with SQLite's NullPool)
+                    db.create_engine = lambda _url, _options, engine=engine: engine
+                    try:
+                        db.get_engine(app, key)
+                    finally:
+                        del db.create_engine
+                    connectors[key]._engine = engine
                 yield
             finally:
                 connectors.clear()

@@ -122,19 +122,54 @@ class EngineGuard:
                       allowed=sorted(self.allowed.values()), expected=self.what)
 
     def _caller(self) -> Tuple[Optional[str], Optional[int], Optional[str]]:
-        """The innermost frame of the repository's own code (env.py, a revision, the app)."""
-        import linecache
-        import sys
+        return _caller(self.root)
 
-        frame: Any = sys._getframe(2)
-        root = str(self.root) + os.sep
-        while frame is not None:
-            name = os.path.realpath(frame.f_code.co_filename)
-            if name.startswith(root) and "site-packages" not in name and os.sep + ".venv" not in name:
-                rel = os.path.relpath(name, self.root).replace(os.sep, "/")
-                return rel, frame.f_lineno, linecache.getline(name, frame.f_lineno).strip() or None
-            frame = frame.f_back
-        return None, None, None
+
+def _caller(root: Path) -> Tuple[Optional[str], Optional[int], Optional[str]]:
+    """The innermost frame of the repository's own code (env.py, a revision, the app)."""
+    import linecache
+    import sys
+
+    frame: Any = sys._getframe(2)
+    prefix = str(root) + os.sep
+    while frame is not None:
+        name = os.path.realpath(frame.f_code.co_filename)
+        if name.startswith(prefix) and "site-packages" not in name and os.sep + ".venv" not in name:
+            rel = os.path.relpath(name, root).replace(os.sep, "/")
+            return rel, frame.f_lineno, linecache.getline(name, frame.f_lineno).strip() or None
+        frame = frame.f_back
+    return None, None, None
+
+
+@contextlib.contextmanager
+def watching(root: Path) -> Iterator[List[GuardOffence]]:
+    """Record, without stopping them, the connections opened inside the block (the app's import, which
+    runs before the app can be pointed at the sandbox): one entry per database, where it was first opened."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    seen: List[GuardOffence] = []
+
+    def record(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> None:
+        identity = _connect_identity(dialect, cargs, cparams)
+        described = _describe_identity(dialect.name, cparams, identity)
+        if identity[1:] != (":memory:",) and all(s.database != described for s in seen):
+            seen.append(GuardOffence(described, *_caller(root)))
+
+    event.listen(Engine, "do_connect", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "do_connect", record)
+
+
+def import_note(opened: GuardOffence) -> str:
+    """A note for a connection the app's import opened (see :func:`watching`)."""
+    where = f"{opened.file}:{opened.line}" + (f" ({opened.code})" if opened.code else "") if opened.file else \
+        "code outside the repository"
+    return (f"Importing the app connected to {opened.database} at {where}, before ci-migrate could point it at the "
+            "sandbox: what the app runs when it is created (create_all(), upgrade(), seed data) ran there, as it "
+            "would under `flask db`.")
 
 
 def _describe_identity(dialect: str, cparams: Mapping[str, Any], identity: Tuple[str, ...]) -> str:

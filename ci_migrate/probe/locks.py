@@ -5,8 +5,11 @@ For each step a throwaway PostgreSQL database is brought to the revision's paren
 ``after_cursor_execute`` event (on the ``Engine`` class: whatever engine env.py uses) asks, on the
 migration's own connection, what its backend holds (``pg_locks`` where ``pid = pg_backend_pid()``,
 relation locks, granted) and whether a table's ``pg_class.relfilenode`` changed (a rewrite). Only
-statements sent inside the revision's ``upgrade()`` count (the tracker says when). Lock modes:
-https://www.postgresql.org/docs/current/explicit-locking.html
+statements sent inside the revision's ``upgrade()`` count (the tracker says when). A statement sent
+on a connection in autocommit (an env.py that sets ``isolation_level="AUTOCOMMIT"``) would release its
+locks before they could be asked for, so it is wrapped in a transaction of its own (BEGIN … COMMIT on
+the driver connection) unless it cannot run in one (``CONCURRENTLY``, ``VACUUM`` …); its locks are then
+held for that statement only. Lock modes: https://www.postgresql.org/docs/current/explicit-locking.html
 """
 
 from __future__ import annotations
@@ -25,6 +28,31 @@ _TABLES = ("SELECT c.oid, n.nspname, c.relname, c.relfilenode FROM pg_class c "
 _HELD = ("SELECT t.oid, c.relfilenode, ARRAY(SELECT l.mode FROM pg_locks l WHERE l.pid = pg_backend_pid() "
          "AND l.locktype = 'relation' AND l.granted AND l.relation = t.oid) "
          "FROM unnest(%s::oid[]) AS t(oid) LEFT JOIN pg_class c ON c.oid = t.oid")
+
+
+# statements PostgreSQL refuses inside a transaction block, and the app's own transaction control
+_NO_TRANSACTION = re.compile(r"\bCONCURRENTLY\b|^\s*(VACUUM|CREATE\s+DATABASE|DROP\s+DATABASE|CREATE\s+TABLESPACE|"
+                             r"DROP\s+TABLESPACE|ALTER\s+SYSTEM|BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|"
+                             r"RELEASE|PREPARE\s+TRANSACTION)\b", re.IGNORECASE)
+
+
+def _driver_connection(conn: Any) -> Any:
+    fairy = conn.connection
+    return getattr(fairy, "dbapi_connection", None) or fairy.connection  # SQLAlchemy < 1.4.24: .connection
+
+
+def _idle_in_autocommit(dbapi: Any) -> bool:
+    """The driver connection is in autocommit and outside any transaction (psycopg 2 and 3: status 0, IDLE)."""
+    info = getattr(dbapi, "info", None)
+    return bool(getattr(dbapi, "autocommit", False)) and getattr(info, "transaction_status", None) == 0
+
+
+def _send(dbapi: Any, sql: str) -> None:
+    cur = dbapi.cursor()
+    try:
+        cur.execute(sql)
+    finally:
+        cur.close()
 
 
 class Tracer:
@@ -66,9 +94,16 @@ class Tracer:
         if run is None or self._version.search(statement):
             return
         identity = self._identity(conn)
+        own_transaction = False
+        if self.tables.get(identity) and not _NO_TRANSACTION.search(statement):
+            dbapi = _driver_connection(conn)
+            if _idle_in_autocommit(dbapi):
+                _send(dbapi, "BEGIN")
+                own_transaction = True
         self._current = {"sql": statement.strip(), "bind": self._bind_of.get(identity, run.bind),
                          "identity": identity, "line": revision_line(self.files, self._paths),
-                         "started": time.perf_counter(), "duration_ms": 0.0, "locks": [], "rewrites": []}
+                         "started": time.perf_counter(), "duration_ms": 0.0, "locks": [], "rewrites": [],
+                         "own_transaction": own_transaction}
 
     def after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         step, self._current = self._current, None
@@ -102,6 +137,12 @@ class Tracer:
                     self.holds.append(hold)
         for key in [k for k in self._open if k[0] == identity and k not in held]:  # released by a commit
             self._open.pop(key)["ended"] = step["started"]
+        if step["own_transaction"]:  # the statement's own transaction: its locks end with it
+            _send(_driver_connection(conn), "COMMIT")
+            now = time.perf_counter()
+            for key in [k for k in self._open if k[0] == identity]:
+                hold = self._open.pop(key)
+                hold["ended"], hold["statement_only"] = now, True
 
     def on_end(self, conn: Any) -> None:
         """``commit``/``rollback`` listener: the transaction's locks are released."""
@@ -111,14 +152,16 @@ class Tracer:
             self._open.pop(key)["ended"] = now
 
     def result(self, step: Dict[str, Any]) -> Dict[str, Any]:
-        """``{revision, statements: [{sql, bind, line, duration_ms, locks, rewrites}], holds: [{table,
-        mode, statement, held_ms, until_commit}]}``; ``held_ms`` in milliseconds on the sandbox."""
+        """``{revision, statements: [{sql, bind, line, duration_ms, locks, rewrites, own_transaction}], holds: [{table,
+        mode, statement, held_ms, until_commit, statement_only}]}``; ``held_ms`` in milliseconds on the sandbox
+        (``statement_only``: the statement ran in a transaction of its own, see the module docstring)."""
         now = time.perf_counter()
-        statements = [{k: s[k] for k in ("sql", "bind", "line", "duration_ms", "locks", "rewrites")}
+        statements = [{k: s[k] for k in ("sql", "bind", "line", "duration_ms", "locks", "rewrites", "own_transaction")}
                       for s in self.steps]
         holds = [{"table": h["table"], "mode": h["mode"], "statement": h["statement"],
                   "held_ms": round(((h["ended"] or now) - h["started"]) * 1000, 3),
-                  "until_commit": h["ended"] is not None} for h in self.holds]
+                  "until_commit": h["ended"] is not None, "statement_only": h.get("statement_only", False)}
+                 for h in self.holds]
         return {"revision": step["revision"], "statements": statements, "holds": holds}
 
 

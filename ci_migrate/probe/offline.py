@@ -17,6 +17,7 @@ import traceback
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import glue
+from .errors import Stopped
 from .recording import Recorder, Recording, hooks
 
 
@@ -51,8 +52,25 @@ def render(session: Any, pending: Sequence[str], parents: Dict[str, Sequence[str
 
     ``parents``: revision → down_revisions; ``files``: revision → absolute file path. A revision that
     cannot render offline gets ``error`` (and ``error_line``); rendering goes on with the next one.
-    Returns ``{"dialect": name, "revisions": {revision: Recording.as_dict()}}``.
+    Returns ``{"dialect": name, "revisions": {revision: Recording.as_dict()}}``, or ``{"dialect", "error"}``
+    when env.py (or a revision) opens a connection in offline mode: the guard stops it, and nothing renders
+    (``flask db upgrade --sql`` would connect too; an env.py without an offline branch does).
     """
+    try:
+        return _render(session, pending, parents, dialect_url, files)
+    except Stopped as stop:
+        if stop.why != "guard":
+            raise
+        where = stop.where.get("file")
+        where = f"{where}:{stop.where.get('line')}" if where else "code outside the repository"
+        code = f" ({stop.where['code']})" if stop.where.get("code") else ""
+        return {"dialect": glue.normalize_url(dialect_url).get_backend_name(),
+                "error": f"{where}{code} opens a database connection in alembic's offline mode, as "
+                         "`flask db upgrade --sql` would: env.py does not branch on context.is_offline_mode()"}
+
+
+def _render(session: Any, pending: Sequence[str], parents: Dict[str, Sequence[str]], dialect_url: str,
+            files: Dict[str, str]) -> Dict[str, Any]:
     from alembic import command
 
     project = session.project

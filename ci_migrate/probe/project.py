@@ -280,6 +280,9 @@ def _load_app(import_string: Optional[str], root: Path) -> Any:
             info = ScriptInfo(**kwargs)
         with contextlib.suppress(ImportError):
             import flask_sqlalchemy  # noqa: F401 - 2.5 installs an "always" filter at import: ours must come after
+        # as `flask` does before it loads the app (FlaskGroup): app.run() at import is then ignored, and
+        # code guarded by it (gevent monkey-patching in a wsgi.py) is skipped as under `flask db`
+        os.environ["FLASK_RUN_FROM_CLI"] = "true"
         with _cwd(root), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             return info.load_app()

@@ -55,8 +55,10 @@ class Session:
         check_stack(found["packages"])
         for purpose, dialect in (("sandbox", request.get("sandbox_dialect")), ("target", request.get("target_dialect"))):
             check_driver(dialect, purpose)
-        self.project = load_project(self.root, request.get("app"), request.get("migrations"),
-                                    request.get("script_dirs") or ())
+        with guard.watching(self.root) as opened:
+            self.project = load_project(self.root, request.get("app"), request.get("migrations"),
+                                        request.get("script_dirs") or ())
+        self.project.notes += [guard.import_note(o) for o in opened]
         glue.Loading.on_load = self.tracker.wrap
         glue.Loading.on_env = self.tracker.env_py
         self.tracker.install()
