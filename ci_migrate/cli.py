@@ -187,7 +187,7 @@ def check(config: str | None, app: str | None, migrations: str | None, sandbox: 
                                  f"choose from {', '.join(pipeline.CHECK_NAMES)}")
         as_json = settings.format == "json"
         err = console_out.make_console(stderr=True)
-        with _progress(err, enabled=not as_json) as progress:
+        with console_out.ReplayProgress(err, enabled=not as_json) as progress:
             report = pipeline.run_check(settings, only=selected, progress=progress, options={"base": settings.base})
         return _publish(report, settings)
 
@@ -292,33 +292,6 @@ def apply(target: str | None, dry_run: bool, allow_drift: bool, allow_multiple_h
         return _publish(report, settings)
 
     _guarded(body, probe_for=(config, python))
-
-
-class _progress:
-    """A transient progress bar on stderr while a long history replays (terminals only)."""
-
-    def __init__(self, console: Any, enabled: bool):
-        self.console, self.enabled = console, enabled and console.is_terminal
-        self.bar: Any = None
-        self.task: Any = None
-
-    def __enter__(self) -> Callable[[int, int, str], None] | None:
-        if not self.enabled:
-            return None
-        from rich.progress import Progress
-
-        self.bar = Progress(console=self.console, transient=True)
-        self.bar.start()
-        return self.update
-
-    def update(self, done: int, total: int, revision: str) -> None:
-        if self.task is None:
-            self.task = self.bar.add_task("replaying", total=total)
-        self.bar.update(self.task, completed=done, description=f"replaying {revision}")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 @main.command(context_settings=CONTEXT)

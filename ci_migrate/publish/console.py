@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from rich.console import Console
 from rich.padding import Padding
@@ -280,3 +280,33 @@ def _render_verdict(report: Report, console: Any) -> None:
         console.print(f"[bold green]{headline(report)}[/] ({seconds})")
     else:
         console.print(f"[bold red]{headline(report)}[/] — failing at or above '{report.fail_on}' ({seconds})")
+
+
+class ReplayProgress:
+    """A transient progress bar on ``console`` while a long history replays (terminals only).
+
+    ``with ReplayProgress(console, enabled) as update`` gives ``update(done, total, revision)``, or
+    None when the console is not a terminal or ``enabled`` is false (JSON on stdout)."""
+
+    def __init__(self, console: Any, enabled: bool):
+        self.console, self.enabled = console, enabled and console.is_terminal
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> Callable[[int, int, str], None] | None:
+        if not self.enabled:
+            return None
+        from rich.progress import Progress
+
+        self.bar = Progress(console=self.console, transient=True)
+        self.bar.start()
+        return self.update
+
+    def update(self, done: int, total: int, revision: str) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task("replaying", total=total)
+        self.bar.update(self.task, completed=done, description=f"replaying {revision}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
