@@ -115,9 +115,11 @@ def open_runtime(settings: Any, env: Mapping[str, str], *, sandbox: bool, target
     probe.deadline, probe.on_event = deadline, on_event
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ci-migrate-sandbox")
     with drop_on_signals(), contextlib.ExitStack() as stack:
-        stack.callback(pool.shutdown, wait=True)
+        # Undone in reverse: the probe ends, the sandbox still being made meanwhile is waited for, and
+        # only then is every sandbox dropped (one made after close() would be left behind).
         if sandboxes is not None:
             stack.callback(sandboxes.close)
+        stack.callback(pool.shutdown, wait=True)
         stack.callback(probe.close)
         if early is not None:
             early.greet()

@@ -152,3 +152,70 @@ def test_a_failing_second_bind_database_does_not_leave_the_first_one(mysql_serve
     finally:
         sandboxes.close()
     assert not set(made) & set(sandbox_databases(mysql_server))
+
+
+class SlowRelay:
+    """A TCP relay to the local PostgreSQL that waits ``delay`` seconds before it connects each client:
+    a database server that is slow to answer, so that the first sandbox is still being made when
+    the app has already failed to load."""
+
+    def __init__(self, port: int, delay: float) -> None:
+        import socket
+        import threading
+
+        self.port, self.delay = port, delay
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = self.listener.getsockname()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client) -> None:
+        import socket
+        import threading
+
+        time.sleep(self.delay)
+        server = socket.create_connection(("127.0.0.1", self.port))
+
+        def pump(src, dst) -> None:
+            try:
+                while chunk := src.recv(65536):
+                    dst.sendall(chunk)
+            except OSError:
+                pass
+            finally:
+                for end in (src, dst):
+                    try:
+                        end.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pump, args=(server, client), daemon=True).start()
+        pump(client, server)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_sandbox_still_being_made_when_the_app_fails_to_load_is_dropped(clean_app, pg_server):
+    """The first sandbox is made while the app loads; an app that fails to load ends the run before
+    the (slow) server has made it. The run waits for it and drops it."""
+    relay = SlowRelay(5432, delay=1.5)
+    try:
+        before = set(sandbox_databases(pg_server))
+        server = f"postgresql://postgres@127.0.0.1:{relay.address[1]}/"
+        proc = subprocess.run([sys.executable, "-m", "ci_migrate", "check", "--app", "no_such_module:app",
+                               "--sandbox", server], cwd=clean_app, env=clean_env(), capture_output=True, text=True,
+                              timeout=120)
+    finally:
+        relay.close()
+    assert proc.returncode == 3 and "no_such_module" in proc.stderr, proc.stderr
+    assert left_behind(pg_server, before, grace=5.0) == set()
