@@ -344,11 +344,13 @@ def prune(sandbox: str | None, older_than: str, config: str | None) -> None:
     """Drop sandbox databases (and SQLite sandbox directories) that killed runs left behind.
 
     Only names ci-migrate gives its sandboxes (ci_migrate_<UTC yyyymmddhhmm>_<random>) whose time is older
-    than --older-than are dropped; nothing else on the server is touched.
+    than --older-than are dropped; nothing else on the server is touched. The probe copies such runs
+    left in the temporary directory (ci_migrate_probe_*) go too.
     """
 
     def body() -> int:
         from ci_migrate.errors import UsageError
+        from ci_migrate.probe_process import prune_copies
         from ci_migrate.sandbox import parse_duration, prefix_from, prune as drop_old
 
         settings = _settings(config, sandbox=sandbox)
@@ -362,6 +364,11 @@ def prune(sandbox: str | None, older_than: str, config: str | None) -> None:
         click.echo(f"dropped {len(dropped)} {what} older than {older_than}" + (":" if dropped else ""))
         for name in dropped:
             click.echo(f"  {name}")
+        copies = prune_copies(seconds)
+        if copies:
+            click.echo(f"removed {len(copies)} probe copies older than {older_than}:")
+            for path in copies:
+                click.echo(f"  {path}")
         return 0
 
     _guarded(body)

@@ -30,6 +30,7 @@ from ci_migrate.errors import AppLoadError, CiMigrateError, DatabaseError, Envir
 from ci_migrate.probe import PROTOCOL
 
 PACKAGE = "ci_migrate_probe"
+COPY_PREFIX = "ci_migrate_probe_"  # the private copy's directory in the temporary directory
 BYE_S = 10.0  # seconds an idle probe gets to run its atexit handlers and say ``bye``
 _BOOTSTRAP = ("import sys; sys.path.insert(0, {dir!r}); "
               "from ci_migrate_probe.__main__ import main; sys.exit(main())")
@@ -108,6 +109,24 @@ def probe_environment(env: Mapping[str, str]) -> dict[str, str]:
     return dict(env)
 
 
+def prune_copies(older_than_s: float, now: float | None = None) -> list[str]:
+    """Remove the probe copies (``ci_migrate_probe_*`` in the temporary directory) that runs killed
+    together with their probe left behind, when last changed more than ``older_than_s`` seconds ago
+    (a live run's copy is younger than its ``timeout``). Returns the paths removed."""
+    now = time.time() if now is None else now
+    top = Path(tempfile.gettempdir())
+    removed = []
+    for entry in sorted(top.glob(COPY_PREFIX + "*")):
+        try:
+            stale = entry.is_dir() and (entry / PACKAGE).is_dir() and now - entry.stat().st_mtime > older_than_s
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(str(entry))
+    return removed
+
+
 def probe_source() -> Path:
     """The directory of the :mod:`ci_migrate.probe` package."""
     return Path(__file__).resolve().parent / "probe"
@@ -148,7 +167,7 @@ class ProbeProcess:
     def spawn(self) -> ProbeProcess:
         """Copy the probe into a private directory and start it, without waiting for it; raises
         :class:`EnvironmentProblem` (exit 3) when the interpreter cannot be started."""
-        self._tmp = tempfile.mkdtemp(prefix="ci_migrate_probe_")
+        self._tmp = tempfile.mkdtemp(prefix=COPY_PREFIX)
         shutil.copytree(probe_source(), Path(self._tmp) / PACKAGE,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         read_fd, write_fd = os.pipe()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -185,9 +187,12 @@ def kill9_inside_revision(app_dir: Path, url: str, step: int, workdir: Path) -> 
             raise AssertionError("apply never reached the kill point")
         pid = marker.read_text().strip() if marker.exists() else ""
         time.sleep(0.05)
+    copy = re.search(r"sys\.path\.insert\(0, '([^']+)'\)", Path(f"/proc/{pid}/cmdline").read_text())
     os.kill(int(pid), signal.SIGKILL)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
+    if copy:  # what the vanished runner left in its temporary directory (`ci-migrate prune` removes it)
+        shutil.rmtree(copy[1], ignore_errors=True)
 
 
 def interrupted_app(workdir: Path, **target: Any) -> Path:

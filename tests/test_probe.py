@@ -344,6 +344,22 @@ def test_prune_clears_old_sqlite_sandbox_directories(cli, tmp_path):
     assert sorted(p.name for p in temp.iterdir()) == ["unrelated"]
 
 
+def test_prune_removes_the_probe_copies_of_killed_runs(cli, tmp_path):
+    """A run killed together with its probe (a vanished runner) leaves the probe's private copy;
+    prune removes the old ones and leaves a live run's (young) copy and anything else alone."""
+    temp = tmp_path / "tmp"
+    old, young, other = temp / "ci_migrate_probe_old12345", temp / "ci_migrate_probe_new12345", temp / "ci_migrate_probe_x"
+    for directory in (old / "ci_migrate_probe", young / "ci_migrate_probe", other):
+        directory.mkdir(parents=True)
+    three_hours_ago = time.time() - 3 * 3600
+    os.utime(old, (three_hours_ago, three_hours_ago))
+    os.utime(other, (three_hours_ago, three_hours_ago))  # not a probe copy: no package inside
+    result = cli("prune", "--sandbox", "sqlite", "--older-than", "2h", cwd=tmp_path, env={"TMPDIR": str(temp)})
+    assert result.code == 0, result.text
+    assert f"removed 1 probe copies older than 2h:\n  {old}" in result.out
+    assert sorted(p.name for p in temp.iterdir()) == sorted([other.name, young.name])
+
+
 @pytest.mark.parametrize("config, kept", [("", False), ("prune-after: off\n", True)])
 def test_a_server_check_prunes_sandboxes_older_than_a_day(cli, tmp_path, pg_server, config, kept):
     import sqlalchemy as sa
