@@ -173,8 +173,10 @@ class Sandbox:
 
     @property
     def display_url(self) -> str:
-        """The default bind's URL with the password masked."""
-        return mask_url(self.urls[None])
+        """The default bind's URL as a person uses it — without the host's driver (``postgresql://``,
+        which psql accepts too; the app's probe uses its own driver) — with the password masked."""
+        url = self.urls[None]
+        return mask_url(url.set(drivername=url.get_backend_name()))
 
     def message(self) -> dict[str, Any]:
         """What the probe gets: ``{"id", "dialect", "urls": {bind or "": url text}, "restored"}``."""

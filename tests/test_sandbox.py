@@ -32,7 +32,7 @@ def test_password_never_printed(cli, clean_app, pg_server):
     assert "postgres:***@127.0.0.1" in result.out
     result = cli("check", *APP, "--sandbox", url, "--format", "json", cwd=clean_app)
     assert PASSWORD not in result.text
-    assert re.match(r"postgresql\+psycopg2?://postgres:\*\*\*@", json.loads(result.out)["sandbox"]["url"])
+    assert re.match(r"postgresql://postgres:\*\*\*@", json.loads(result.out)["sandbox"]["url"])
 
 
 def test_password_from_env_var(cli, clean_app, pg_server):
@@ -73,7 +73,7 @@ def test_sandbox_pointing_at_a_target_is_refused(cli, clean_app, pg_server):
 def test_keep_sandbox_keeps_and_prints_the_url(cli, clean_app, pg_server):
     result = cli("check", *APP, "--sandbox", pg_server, "--keep-sandbox", cwd=clean_app)
     shown = " ".join(result.out.split())
-    found = re.search(r"The sandbox was kept: postgresql\+psycopg2?://postgres@127\.0\.0\.1:5432/(ci_migrate_\w+)", shown)
+    found = re.search(r"The sandbox was kept: postgresql://postgres@127\.0\.0\.1:5432/(ci_migrate_\w+)", shown)
     name = found.group(1) if found else None
     try:
         assert result.code == 0, result.text
