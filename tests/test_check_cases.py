@@ -34,6 +34,23 @@ def test_first_revision_on_create_all_table_suggests_a_baseline(cli, app_dir, se
     assert by_name(report, "replay")["status"] == "passed"
 
 
+def test_first_revision_failing_on_an_unknown_type_is_no_missing_table(cli, tmp_path, pg_server):
+    # An app written for SQLite: its first revision uses sa.DATETIME(), a type PostgreSQL does not
+    # have ('type "datetime" does not exist'). That is a failing revision, not a create_all() history.
+    app_dir = copy_app("clean", tmp_path)
+    first = app_dir / "migrations/versions/2a5ab8d32f0e_create_user_table.py"
+    text = first.read_text()
+    assert "sa.Column('password_hash'" in text
+    first.write_text(text.replace("sa.Column('password_hash'", "sa.Column('seen', sa.DATETIME(), nullable=True),\n"
+                                                               "    sa.Column('password_hash'"))
+    result, report = run_json(cli, app_dir, "--app", "blogapp:create_app('testing')", "--sandbox", pg_server)
+    assert result.code == 1, result.text
+    (finding,) = [f for c in report["checks"] for f in c["findings"] if f["rule_id"] in ("CM201", "CM202")]
+    assert finding["rule_id"] == "CM201", finding["title"]
+    assert finding["revision"] == "2a5ab8d32f0e" and 'type "datetime" does not exist' in finding["message"]
+    assert "baseline" not in finding["fix"]
+
+
 @pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.parametrize("app_dir", ["baseline_needed"], indirect=True)
 def test_baseline_schema_file_lets_the_replay_start_there(cli, app_dir, server):
