@@ -334,6 +334,29 @@ def _import_failure(import_string: Optional[str], exc: BaseException, root: Path
             lines.append(f"    {rel}:{frame.lineno} in {frame.name}")
             if frame.line:
                 lines.append(f"      {frame.line}")
+    driver = _missing_driver(exc)
+    if driver:
+        lines.append(driver)
     lines.append(f"  Fix the error, or check that the app's dependencies are installed in {sys.executable}'s "
                  "environment.")
     return "\n".join(lines)
+
+
+def _missing_driver(exc: BaseException) -> Optional[str]:
+    """A hint when the app's database URL names a driver its environment lacks (SQLAlchemy 2.1 picks
+    psycopg 3 for a plain ``postgresql://``, 2.0 psycopg2), naming one the environment has."""
+    import importlib.util
+
+    name = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    for dialect, drivers in DRIVERS.items():
+        if dialect == "sqlite" or name not in [module for module, _ in drivers]:
+            continue
+        package = dict(drivers)[name]
+        hint = (f"  `{name}` is the database driver the app's URL asks for: install {package} in "
+                f"{sys.executable}'s environment")
+        others = [module for module, _ in drivers if module != name and importlib.util.find_spec(module)]
+        if others:
+            sa_name = {"MySQLdb": "mysqldb"}.get(others[0], others[0].lower())
+            hint += f", or name the driver it has in the URL: `{dialect}+{sa_name}://…`"
+        return hint + "."
+    return None
