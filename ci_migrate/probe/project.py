@@ -231,8 +231,15 @@ def load_project(root: Path, app: Optional[str] = None, migrations: Optional[str
     if not directory.is_absolute():
         directory = root / directory
     if not directory.is_dir():
-        raise ProbeError("app_load", f"The migrations directory {directory} does not exist.\n"
-                         "  Run `flask db init` to create it, or set `migrations:` in .ci-migrate.yml.")
+        found = _migration_dirs(root)
+        if found:
+            where = found[0]
+            hint = (f"  The project has one at {where}" + (f" (and {', '.join(found[1:])})" if found[1:] else "")
+                    + f": set `migrations: {where}` in .ci-migrate.yml (or --migrations {where}); "
+                    f"`flask db` finds it with `-d {where}`.")
+        else:
+            hint = "  Run `flask db init` to create it, or set `migrations:` in .ci-migrate.yml."
+        raise ProbeError("app_load", f"The migrations directory {directory} does not exist.\n{hint}")
     project = Project(app=flask_app, db=state.db, migrate=state.migrate, migrate_state=state, root=root,
                       import_string=import_string, migrations_dir=directory.resolve(),
                       configure_args=dict(getattr(state, "configure_args", {}) or {}), bind_keys=[None],
@@ -244,6 +251,19 @@ def load_project(root: Path, app: Optional[str] = None, migrations: Optional[str
         project.notes.append("The app has SQLALCHEMY_BINDS but its env.py is single-database: tables on the other "
                              "binds are never migrated by `flask db upgrade`.")
     return project
+
+
+def _migration_dirs(root: Path, depth: int = 3) -> List[str]:
+    """Directories under ``root`` (at most ``depth`` levels down, not in hidden directories or
+    virtualenvs) that look like a migrations directory: an ``env.py`` beside a ``versions/``."""
+    found = []
+    skip = {"node_modules", "site-packages", "venv", "env", "__pycache__", "build", "dist"}
+    for current, dirs, files in os.walk(root):
+        rel = Path(current).relative_to(root)
+        if "env.py" in files and "versions" in dirs and rel.parts:
+            found.append(rel.as_posix())
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in skip) if len(rel.parts) < depth else []
+    return found
 
 
 def _remove_new_empty_dir(path: Path, since: float) -> None:
