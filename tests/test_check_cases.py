@@ -34,6 +34,23 @@ def test_first_revision_on_create_all_table_suggests_a_baseline(cli, app_dir, se
     assert by_name(report, "replay")["status"] == "passed"
 
 
+def test_first_revision_failing_on_an_unknown_type_is_no_missing_table(cli, tmp_path, pg_server):
+    # An app written for SQLite: its first revision uses sa.DATETIME(), a type PostgreSQL does not
+    # have ('type "datetime" does not exist'). That is a failing revision, not a create_all() history.
+    app_dir = copy_app("clean", tmp_path)
+    first = app_dir / "migrations/versions/2a5ab8d32f0e_create_user_table.py"
+    text = first.read_text()
+    assert "sa.Column('password_hash'" in text
+    first.write_text(text.replace("sa.Column('password_hash'", "sa.Column('seen', sa.DATETIME(), nullable=True),\n"
+                                                               "    sa.Column('password_hash'"))
+    result, report = run_json(cli, app_dir, "--app", "blogapp:create_app('testing')", "--sandbox", pg_server)
+    assert result.code == 1, result.text
+    (finding,) = [f for c in report["checks"] for f in c["findings"] if f["rule_id"] in ("CM201", "CM202")]
+    assert finding["rule_id"] == "CM201", finding["title"]
+    assert finding["revision"] == "2a5ab8d32f0e" and 'type "datetime" does not exist' in finding["message"]
+    assert "baseline" not in finding["fix"]
+
+
 @pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.parametrize("app_dir", ["baseline_needed"], indirect=True)
 def test_baseline_schema_file_lets_the_replay_start_there(cli, app_dir, server):
@@ -71,6 +88,25 @@ def test_empty_message_of_the_history_is_an_info_line(cli, app_dir):
     (app_dir / ".ci-migrate.yml").write_text("app: app.py\nrules:\n  CM106: off\nfail-on: warning\n")
     result, report = run_json(cli, app_dir)
     assert result.code == 0 and not [f for c in report["checks"] for f in c["findings"]]
+
+
+def test_app_url_naming_a_driver_the_environment_lacks_names_the_package_and_the_driver_it_has(cli, tmp_path):
+    # SQLAlchemy 2.1 picks psycopg 3 for a plain postgresql:// URL; an environment with only the other
+    # driver fails when the app makes its engine. Here: the URL asks for psycopg2, the environment has psycopg.
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") or not importlib.util.find_spec("psycopg"):
+        pytest.skip("needs an environment with psycopg and without psycopg2")
+    (tmp_path / "app.py").write_text(
+        "import sqlalchemy as sa\nfrom flask import Flask\nfrom flask_migrate import Migrate\n"
+        "from flask_sqlalchemy import SQLAlchemy\n\napp = Flask(__name__)\n"
+        "app.config['SQLALCHEMY_DATABASE_URI'] = 'postgresql+psycopg2://postgres@127.0.0.1:5432/postgres'\n"
+        "db = SQLAlchemy(app)\nMigrate(app, db)\nengine = sa.create_engine(app.config['SQLALCHEMY_DATABASE_URI'])\n")
+    result = cli("check", "--app", "app.py", cwd=tmp_path)
+    assert result.code == 3, result.text
+    assert "failed: ModuleNotFoundError: No module named 'psycopg2'" in result.err
+    assert ("`psycopg2` is the database driver the app's URL asks for: install psycopg2-binary in " in result.err
+            and "or name the driver it has in the URL: `postgresql+psycopg://…`." in result.err), result.err
 
 
 @pytest.mark.parametrize("app_dir", ["import_error"], indirect=True)

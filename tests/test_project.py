@@ -135,3 +135,18 @@ def test_an_app_that_asks_for_input_while_it_is_imported_gets_end_of_file(cli, t
     assert result.err.startswith("error: Importing the Flask app (flask discovery) failed: EOFError: EOF when reading "
                                  f"a line\n  in your code (most recent call last):\n    app.py:{line} in <module>\n"), \
         result.err
+
+
+def test_a_migrations_directory_elsewhere_in_the_project_is_named_not_flask_db_init(cli, tmp_path):
+    # Migrate(app, db) with the default directory, the history kept inside the package and used with
+    # `flask db upgrade -d blogapp/migrations`: `flask db init` would start a second, empty history.
+    app_dir = copy_app("clean", tmp_path)
+    (app_dir / "migrations").rename(app_dir / "blogapp" / "migrations")
+    result = cli("check", "--app", "blogapp:create_app('testing')", cwd=app_dir)
+    assert result.code == 3, result.text
+    assert f"The migrations directory {app_dir / 'migrations'} does not exist." in result.err
+    assert ("The project has one at blogapp/migrations: set `migrations: blogapp/migrations` in .ci-migrate.yml "
+            "(or --migrations blogapp/migrations); `flask db` finds it with `-d blogapp/migrations`.") in result.err
+    assert "flask db init" not in result.err
+    result = cli("check", "--app", "blogapp:create_app('testing')", "--migrations", "blogapp/migrations", cwd=app_dir)
+    assert result.code == 0, result.text

@@ -30,6 +30,8 @@ def test_password_never_printed(cli, clean_app, pg_server):
     assert result.code == 0, result.text
     assert PASSWORD not in result.text
     assert "postgres:***@127.0.0.1" in result.out
+    # The header names no driver: the app connects with its own (psycopg2 or psycopg), not the host's.
+    assert "sandbox postgresql://postgres:***@127.0.0.1:5432/ci_migrate_" in result.out.splitlines()[0]
     result = cli("check", *APP, "--sandbox", url, "--format", "json", cwd=clean_app)
     assert PASSWORD not in result.text
     assert re.match(r"postgresql://postgres:\*\*\*@", json.loads(result.out)["sandbox"]["url"])

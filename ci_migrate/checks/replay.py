@@ -17,7 +17,10 @@ from ci_migrate.checks import script_dirs
 from ci_migrate.facts import Failure, Recorded, RevisionCall
 from ci_migrate.report import CheckResult, Finding, ReplayFacts, RevisionRun
 
-_MISSING_TABLE = re.compile(r"no such table|does not exist|doesn't exist|Unknown table", re.I)
+# A table (or its index) the revision expects is missing — not any missing object: PostgreSQL's
+# `type "datetime" does not exist` is a revision written for another dialect.
+_MISSING_TABLE = re.compile(r"no such (table|index)|\b(relation|table|index|sequence|view) \"[^\"]*\" does not "
+                            r"exist|Table '[^']*' doesn't exist|Unknown table", re.I)
 
 
 def run(ctx: Any) -> CheckResult:

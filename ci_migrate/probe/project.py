@@ -231,8 +231,15 @@ def load_project(root: Path, app: Optional[str] = None, migrations: Optional[str
     if not directory.is_absolute():
         directory = root / directory
     if not directory.is_dir():
-        raise ProbeError("app_load", f"The migrations directory {directory} does not exist.\n"
-                         "  Run `flask db init` to create it, or set `migrations:` in .ci-migrate.yml.")
+        found = _migration_dirs(root)
+        if found:
+            where = found[0]
+            hint = (f"  The project has one at {where}" + (f" (and {', '.join(found[1:])})" if found[1:] else "")
+                    + f": set `migrations: {where}` in .ci-migrate.yml (or --migrations {where}); "
+                    f"`flask db` finds it with `-d {where}`.")
+        else:
+            hint = "  Run `flask db init` to create it, or set `migrations:` in .ci-migrate.yml."
+        raise ProbeError("app_load", f"The migrations directory {directory} does not exist.\n{hint}")
     project = Project(app=flask_app, db=state.db, migrate=state.migrate, migrate_state=state, root=root,
                       import_string=import_string, migrations_dir=directory.resolve(),
                       configure_args=dict(getattr(state, "configure_args", {}) or {}), bind_keys=[None],
@@ -244,6 +251,19 @@ def load_project(root: Path, app: Optional[str] = None, migrations: Optional[str
         project.notes.append("The app has SQLALCHEMY_BINDS but its env.py is single-database: tables on the other "
                              "binds are never migrated by `flask db upgrade`.")
     return project
+
+
+def _migration_dirs(root: Path, depth: int = 3) -> List[str]:
+    """Directories under ``root`` (at most ``depth`` levels down, not in hidden directories or
+    virtualenvs) that look like a migrations directory: an ``env.py`` beside a ``versions/``."""
+    found = []
+    skip = {"node_modules", "site-packages", "venv", "env", "__pycache__", "build", "dist"}
+    for current, dirs, files in os.walk(root):
+        rel = Path(current).relative_to(root)
+        if "env.py" in files and "versions" in dirs and rel.parts:
+            found.append(rel.as_posix())
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in skip) if len(rel.parts) < depth else []
+    return found
 
 
 def _remove_new_empty_dir(path: Path, since: float) -> None:
@@ -334,6 +354,29 @@ def _import_failure(import_string: Optional[str], exc: BaseException, root: Path
             lines.append(f"    {rel}:{frame.lineno} in {frame.name}")
             if frame.line:
                 lines.append(f"      {frame.line}")
+    driver = _missing_driver(exc)
+    if driver:
+        lines.append(driver)
     lines.append(f"  Fix the error, or check that the app's dependencies are installed in {sys.executable}'s "
                  "environment.")
     return "\n".join(lines)
+
+
+def _missing_driver(exc: BaseException) -> Optional[str]:
+    """A hint when the app's database URL names a driver its environment lacks (SQLAlchemy 2.1 picks
+    psycopg 3 for a plain ``postgresql://``, 2.0 psycopg2), naming one the environment has."""
+    import importlib.util
+
+    name = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    for dialect, drivers in DRIVERS.items():
+        if dialect == "sqlite" or name not in [module for module, _ in drivers]:
+            continue
+        package = dict(drivers)[name]
+        hint = (f"  `{name}` is the database driver the app's URL asks for: install {package} in "
+                f"{sys.executable}'s environment")
+        others = [module for module, _ in drivers if module != name and importlib.util.find_spec(module)]
+        if others:
+            sa_name = {"MySQLdb": "mysqldb"}.get(others[0], others[0].lower())
+            hint += f", or name the driver it has in the URL: `{dialect}+{sa_name}://…`"
+        return hint + "."
+    return None
