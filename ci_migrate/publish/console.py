@@ -10,7 +10,6 @@ the run: it still publishes and exits with its verdict.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from typing import Any, Callable
 
@@ -85,10 +84,7 @@ def render(report: Report, console: Any, links: Links | None = None) -> None:
 
     where = [f"app [bold]{escape(report.app or '(flask discovery)')}[/]", f"migrations [bold]{escape(report.migrations or '?')}[/]"]
     if report.sandbox:
-        # Without the host's driver (`postgresql+psycopg://`): the probe connects with the driver the
-        # app's environment has, which the interpreter line names.
-        sandbox = ("sqlite (temporary file)" if report.sandbox.dialect == "sqlite"
-                   else re.sub(r"^([A-Za-z0-9]+)\+[^:/]*://", r"\1://", report.sandbox.url))
+        sandbox = "sqlite (temporary file)" if report.sandbox.dialect == "sqlite" else report.sandbox.url
         where.append(f"sandbox [bold]{escape(sandbox)}[/]" + (" [yellow](kept)[/]" if report.sandbox.kept else ""))
     console.print(f"[bold]ci-migrate {report.version}[/] · " + " · ".join(where))
     if report.interpreter is not None:
