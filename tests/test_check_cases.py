@@ -92,17 +92,17 @@ def test_empty_message_of_the_history_is_an_info_line(cli, app_dir):
 
 def test_app_url_naming_a_driver_the_environment_lacks_names_the_package_and_the_driver_it_has(cli, tmp_path):
     # SQLAlchemy 2.1 picks psycopg 3 for a plain postgresql:// URL; an environment with only the other
-    # driver fails when the app makes its engine. Here: the URL asks for psycopg2, the environment has psycopg.
-    import importlib.util
+    # driver fails when the app makes its engine. Here: the URL asks for psycopg2, and the app's
+    # environment (the newest stack's venv) has psycopg only.
+    import venvs
 
-    if importlib.util.find_spec("psycopg2") or not importlib.util.find_spec("psycopg"):
-        pytest.skip("needs an environment with psycopg and without psycopg2")
+    python = venvs.venv(venvs.NEWEST)
     (tmp_path / "app.py").write_text(
         "import sqlalchemy as sa\nfrom flask import Flask\nfrom flask_migrate import Migrate\n"
         "from flask_sqlalchemy import SQLAlchemy\n\napp = Flask(__name__)\n"
         "app.config['SQLALCHEMY_DATABASE_URI'] = 'postgresql+psycopg2://postgres@127.0.0.1:5432/postgres'\n"
         "db = SQLAlchemy(app)\nMigrate(app, db)\nengine = sa.create_engine(app.config['SQLALCHEMY_DATABASE_URI'])\n")
-    result = cli("check", "--app", "app.py", cwd=tmp_path)
+    result = cli("check", "--app", "app.py", "--python", str(python), cwd=tmp_path)
     assert result.code == 3, result.text
     assert "failed: ModuleNotFoundError: No module named 'psycopg2'" in result.err
     assert ("`psycopg2` is the database driver the app's URL asks for: install psycopg2-binary in " in result.err
