@@ -24,7 +24,7 @@ from ci_migrate.config_errors import (FLAG, ConfigError, Sources, allowed_keys, 
 from ci_migrate.config_checks import app_problem, rule_problem
 from ci_migrate.config_migrations import Migrations, MigrationsDir
 from ci_migrate.config_model import ConfigModel as _Model
-from ci_migrate.config_starter import CONFIG_FILENAME, starter_config, write_starter
+from ci_migrate.config_starter import CONFIG_FILENAME, ENV_CONFIG, find_config, starter_config, write_starter
 from ci_migrate.urls import parse_url, sandbox_problem
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 ENV_PREFIX = "CI_MIGRATE_"
-ENV_CONFIG = "CI_MIGRATE_CONFIG"  # path of the config file; not a setting
 SEVERITIES = ("info", "warning", "error")
 CHECK_NAMES = ("graph", "replay", "drift", "plan", "lint", "locks", "roundtrip")
 DIFF_KINDS = (
@@ -412,22 +411,6 @@ _HINTS = {("Target", "url"): "a literal URL would put a password in the reposito
                              "name the environment variable that holds it with 'url-env'"}
 
 
-def _find_config(config_path: str | Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:
-    origin = ""
-    if config_path is None and env.get(ENV_CONFIG, "").strip():
-        config_path, origin = env[ENV_CONFIG].strip(), f" (from {ENV_CONFIG})"
-    if config_path is None:
-        default = cwd / CONFIG_FILENAME
-        return default if default.is_file() else None
-    path = cwd / Path(config_path).expanduser()
-    if path.is_dir():
-        raise ConfigError(f"{config_path}: is a directory, not a config file{origin} — "
-                          f"did you mean {Path(config_path) / CONFIG_FILENAME}?")
-    if not path.is_file():
-        raise ConfigError(f"{config_path}: config file not found{origin}")
-    return path
-
-
 def load(config_path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
          env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
     """Load and validate the settings.
@@ -445,7 +428,7 @@ def load(config_path: str | Path | None = None, overrides: Mapping[str, Any] | N
     """
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else Path(cwd)
-    path = _find_config(config_path, env, cwd)
+    path = find_config(config_path, env, cwd)
     src = Sources(aliases={"schema": "schema_file"}, raw_paths=_RAW_YAML)
     if path is not None:
         src.read_file(path, str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path))

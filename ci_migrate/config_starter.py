@@ -1,12 +1,35 @@
-"""The commented starter ``.ci-migrate.yml`` that ``ci-migrate init`` writes (every key, explained)."""
+"""The config file: its name, where a run finds it (:func:`find_config`), and the commented starter
+``.ci-migrate.yml`` that ``ci-migrate init`` writes (every key, explained). Light on purpose: the
+early probe finds the file before the settings (pydantic) are imported."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 from ci_migrate.errors import ConfigError
 
 CONFIG_FILENAME = ".ci-migrate.yml"
+ENV_CONFIG = "CI_MIGRATE_CONFIG"  # path of the config file; not a setting
+
+
+def find_config(config_path: str | Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:
+    """The config file of a run in ``cwd``: ``config_path`` (``--config``), else ``CI_MIGRATE_CONFIG``,
+    else ``<cwd>/.ci-migrate.yml`` if it exists, else None. Raises ConfigError for a named file that
+    is missing or is a directory."""
+    origin = ""
+    if config_path is None and env.get(ENV_CONFIG, "").strip():
+        config_path, origin = env[ENV_CONFIG].strip(), f" (from {ENV_CONFIG})"
+    if config_path is None:
+        default = cwd / CONFIG_FILENAME
+        return default if default.is_file() else None
+    path = cwd / Path(config_path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{config_path}: is a directory, not a config file{origin} — "
+                          f"did you mean {Path(config_path) / CONFIG_FILENAME}?")
+    if not path.is_file():
+        raise ConfigError(f"{config_path}: config file not found{origin}")
+    return path
 
 _STARTER: list[tuple[str, str, bool]] = [  # (explanation, YAML, shown uncommented?)
     ("Flask app to load, as for FLASK_APP (default: discovered like the `flask` command does).",

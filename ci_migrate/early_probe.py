@@ -19,11 +19,10 @@ import re
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from ci_migrate.config_starter import CONFIG_FILENAME
+from ci_migrate.config_starter import find_config
 from ci_migrate.interpreter import resolve
 from ci_migrate.probe_process import ProbeProcess, probe_environment
 
-_CONFIG_ENV = "CI_MIGRATE_CONFIG"
 _PYTHON_ENV = "CI_MIGRATE_PYTHON"
 _PYTHON_KEY = re.compile(rb"^python\s*:", re.M)
 _CONFIG_SCAN_BYTES = 1 << 20  # a larger config is left to the settings loader (which refuses it)
@@ -62,20 +61,16 @@ def adopt(python: str, root: Path, env: Mapping[str, str]) -> ProbeProcess | Non
 
 def _spawn(config_flag: str | None, python_flag: str | None, env: Mapping[str, str], cwd: Path) -> ProbeProcess | None:
     try:
-        named = config_flag or env.get(_CONFIG_ENV, "").strip() or None
-        config = cwd / Path(named).expanduser() if named else cwd / CONFIG_FILENAME
-        if named and not config.is_file():
-            return None  # the settings loader says what is wrong with it
-        found = config.is_file()
-        root = config.parent.resolve() if found else cwd.resolve()
+        config = find_config(config_flag, env, cwd)
+        root = config.parent.resolve() if config is not None else cwd.resolve()
         explicit, source = python_flag, "--python"
         if not explicit and env.get(_PYTHON_ENV, "").strip():
             explicit, source = env[_PYTHON_ENV].strip(), _PYTHON_ENV
-        if not explicit and found and _sets_python(config):
+        if not explicit and config is not None and _sets_python(config):
             return None
         interpreter = resolve(explicit, source, root, env)
         return ProbeProcess(python=interpreter.path, root=root, env=probe_environment(env)).spawn()
-    except Exception:  # noqa: BLE001 - a guess; the run proper reports every problem
+    except Exception:  # noqa: BLE001 - a guess; the run proper reports every problem (a missing config file too)
         return None
 
 

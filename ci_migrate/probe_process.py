@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ci_migrate.errors import AppLoadError, CiMigrateError, DatabaseError, EnvironmentProblem, UsageError
-from ci_migrate.probe import PROTOCOL
+from ci_migrate.probe import COPY_PREFIX, PROTOCOL
 
 PACKAGE = "ci_migrate_probe"
-COPY_PREFIX = "ci_migrate_probe_"  # the private copy's directory in the temporary directory
 BYE_S = 10.0  # seconds an idle probe gets to run its atexit handlers and say ``bye``
 _BOOTSTRAP = ("import sys; sys.path.insert(0, {dir!r}); "
               "from ci_migrate_probe.__main__ import main; sys.exit(main())")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import os
 import secrets
 import shutil
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from support import MYSQL_SERVER, PG_SERVER, Result, clean_env, copy_app, run_cli
+from support import MYSQL_SERVER, PG_SERVER, Result, clean_env, copy_app, probe_copy, run_cli
 
 FLASK = str(Path(sys.executable).with_name("flask"))
 SLOW = "slow_apply"  # tests/apps/slow_apply: 1a4c867b5838 → 86a2e69763da → b7b5059fb788 → a0ec6250bfad
@@ -187,12 +186,12 @@ def kill9_inside_revision(app_dir: Path, url: str, step: int, workdir: Path) -> 
             raise AssertionError("apply never reached the kill point")
         pid = marker.read_text().strip() if marker.exists() else ""
         time.sleep(0.05)
-    copy = re.search(r"sys\.path\.insert\(0, '([^']+)'\)", Path(f"/proc/{pid}/cmdline").read_text())
+    copy = probe_copy(Path(f"/proc/{pid}/cmdline").read_text())
     os.kill(int(pid), signal.SIGKILL)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     if copy:  # what the vanished runner left in its temporary directory (`ci-migrate prune` removes it)
-        shutil.rmtree(copy[1], ignore_errors=True)
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 def interrupted_app(workdir: Path, **target: Any) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -161,3 +162,10 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
 def by_name(report: dict, name: str) -> dict:
     """The result of check ``name`` in a JSON report."""
     return next(c for c in report["checks"] if c["name"] == name)
+
+
+def probe_copy(command_line: str) -> Path | None:
+    """The private copy of the probe a probe process runs from, read from its command line (the
+    bootstrap's ``sys.path.insert(0, '<copy>')``); ``/proc/<pid>/cmdline`` text works as it is."""
+    found = re.search(r"sys\.path\.insert\(0, '([^']+)'\)", command_line)
+    return Path(found[1]) if found else None

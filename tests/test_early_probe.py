@@ -5,12 +5,11 @@ the app's libraries only until the host asks for something."""
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 
 import pytest
-from support import clean_env
+from support import clean_env, probe_copy
 
 from ci_migrate import early_probe
 from ci_migrate.interpreter import resolve
@@ -18,7 +17,7 @@ from ci_migrate.probe.warm import LIBRARIES, warm_up
 
 
 def copy_dir(probe) -> Path:
-    return Path(re.search(r"sys\.path\.insert\(0, '([^']+)'\)", " ".join(probe._proc.args))[1])
+    return probe_copy(" ".join(probe._proc.args))
 
 
 def test_the_early_probe_is_adopted_when_the_settings_agree(tmp_path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import venvs
-from support import clean_env, copy_app, sandbox_databases
+from support import clean_env, copy_app, probe_copy, sandbox_databases
 
 VERSIONS = "migrations/versions/"
 CLEAN_THIRD = "bd1b00e93290_add_post_author_id_foreign_key_to_user.py"
@@ -280,7 +279,7 @@ def test_a_killed_probe_is_a_failure_and_the_sandbox_is_dropped(tmp_path, server
 def test_a_killed_host_stops_the_probe_and_prune_drops_what_is_left(cli, tmp_path, server):
     proc, _marker = _sleeping_run(tmp_path, server)
     (probe,) = _children(proc.pid)
-    copy = re.search(r"sys\.path\.insert\(0, '([^']+)'\)", Path(f"/proc/{probe}/cmdline").read_text())[1]
+    copy = probe_copy(Path(f"/proc/{probe}/cmdline").read_text())
     assert Path(copy).is_dir()
     left = sandbox_databases(server)
     assert left, "the sandbox should exist while the revision runs"

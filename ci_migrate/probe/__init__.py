@@ -27,3 +27,4 @@ Flask-SQLAlchemy 2.5–3.1 or none, Flask-Migrate 2.0–4.1 (:mod:`.project` che
 """
 
 PROTOCOL = 1
+COPY_PREFIX = "ci_migrate_probe_"  # the private copy's directory (tempfile.mkdtemp prefix) the host makes

@@ -22,9 +22,10 @@ import tempfile
 import threading
 from typing import Any, Dict, Optional
 
+from . import COPY_PREFIX
+
 HOST_GONE = 75
 _FD_VARIABLE = "CI_MIGRATE_PROBE_FD"
-_PRIVATE_COPY = "ci_migrate_probe_"  # the host's tempfile.mkdtemp prefix for the probe's copy
 
 
 def host_gone() -> None:
@@ -32,7 +33,7 @@ def host_gone() -> None:
     it runs from one (a ``ci_migrate_probe_*`` directory in the temporary directory): a killed host
     cannot remove it. The probe's modules are all imported by then."""
     copy = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if (os.path.basename(copy).startswith(_PRIVATE_COPY)
+    if (os.path.basename(copy).startswith(COPY_PREFIX)
             and os.path.dirname(copy) == os.path.abspath(tempfile.gettempdir())):
         shutil.rmtree(copy, ignore_errors=True)
     os._exit(HOST_GONE)
