@@ -180,3 +180,13 @@ def test_every_rule_has_a_unique_id_and_a_doc_page():
     squawk_names = [n for m in lint.RULES for n in m.RULE.squawk]
     assert len(squawk_names) == len(set(squawk_names))
     assert not set(squawk_names) & lint.squawk.SAFETY
+
+
+def test_the_not_null_recipe_suggests_a_default_of_the_columns_type():
+    """CM504's "constant server_default" fits the column: '' for text, false for booleans, 0 for numbers."""
+    from ci_migrate.checks.lint.add_not_null import _constant
+
+    assert _constant("sa.String(length=250)") == "sa.text(\"''\")"
+    assert _constant("sa.Text()") == "sa.text(\"''\")"
+    assert _constant("sa.Boolean()") == "sa.text('false')"
+    assert _constant("sa.Integer()") == "sa.text('0')"

@@ -49,12 +49,24 @@ def _recipe(op: RecordedOp, column: ColumnInfo, dialect: str) -> str:
     prefix = "batch_op." if op.batch else "op."
     table = "" if op.batch else f"{op.table!r}, "
     type_ = f"sa.{column.type.repr if column.type else 'Integer()'}"
-    return RULE.fix.replace("batch_op.add_column(sa.Column('age', sa.Integer(), nullable=True)",
+    return RULE.fix.replace("sa.text('0')", _constant(type_)) \
+        .replace("batch_op.add_column(sa.Column('age', sa.Integer(), nullable=True)",
                             f"{prefix}add_column({table}sa.Column({column.name!r}, {type_}, nullable=True)") \
         .replace("UPDATE ... SET age = ... WHERE age IS NULL",
                  f"UPDATE {quoted} SET {column.name} = ... WHERE {column.name} IS NULL") \
         .replace("batch_op.alter_column('age', existing_type=sa.Integer(), nullable=False)",
                  f"{prefix}alter_column({table}{column.name!r}, existing_type={type_}, nullable=False)")
+
+
+def _constant(type_: str) -> str:
+    """A constant server default of the column's type, for the recipe: ``''`` for text, ``false`` for
+    booleans, ``0`` otherwise (numbers; dates need a value of your own)."""
+    name = type_.removeprefix("sa.").split("(")[0].upper()
+    if any(word in name for word in ("STRING", "CHAR", "TEXT", "UNICODE")):
+        return 'sa.text("\'\'")'
+    if "BOOL" in name:
+        return "sa.text('false')"
+    return "sa.text('0')"
 
 
 def _quote(dialect: str, name: str) -> str:
