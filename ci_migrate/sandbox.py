@@ -109,6 +109,12 @@ def same_database(a: Any, b: Any) -> bool:
     return (host(a), a.port or default_port, a.database) == (host(b), b.port or default_port, b.database)
 
 
+def shown_url(url: Any) -> str:
+    """A server URL as a person uses it: without the host's driver (``postgresql://``, which psql
+    takes too; the app's probe connects with its own driver), password masked."""
+    return mask_url(url.set(drivername=url.get_backend_name()))
+
+
 def describe_connect_error(url: Any, exc: BaseException) -> str:
     """A person-readable message for a failed connection: host, port, database, never the password."""
     detail = str(getattr(exc, "orig", exc)).strip().splitlines()
@@ -118,7 +124,7 @@ def describe_connect_error(url: Any, exc: BaseException) -> str:
         f"Cannot connect to the {url.get_backend_name()} server at {where} "
         f"(database {url.database or '(none)'!s}, user {url.username or '(default)'}): {first}\n"
         "  Check that the server is running and reachable from here, and the user and password "
-        f"(URL used: {mask_url(url)})."
+        f"(URL used: {shown_url(url)})."
     )
 
 
@@ -175,8 +181,7 @@ class Sandbox:
     def display_url(self) -> str:
         """The default bind's URL as a person uses it — without the host's driver (``postgresql://``,
         which psql accepts too; the app's probe uses its own driver) — with the password masked."""
-        url = self.urls[None]
-        return mask_url(url.set(drivername=url.get_backend_name()))
+        return shown_url(self.urls[None])
 
     def message(self) -> dict[str, Any]:
         """What the probe gets: ``{"id", "dialect", "urls": {bind or "": url text}, "restored"}``."""
@@ -202,7 +207,7 @@ class Sandboxes:
             for target in refuse:
                 if self.server.database and same_database(self.server, target):
                     raise UsageError(
-                        f"The sandbox URL {mask_url(self.server)} points at the database of a configured target. "
+                        f"The sandbox URL {shown_url(self.server)} points at the database of a configured target. "
                         "The sandbox must be a server where throwaway databases can be created and dropped; "
                         "give it without a database name (e.g. postgresql://user@host/).")
 
@@ -266,7 +271,7 @@ class Sandboxes:
             raise DatabaseError(describe_connect_error(engine.url, exc)) from None
         except sa.exc.DBAPIError as exc:
             raise DatabaseError(
-                f"Could not create a sandbox database on {mask_url(engine.url)}: {exc.orig}\n"
+                f"Could not create a sandbox database on {shown_url(engine.url)}: {exc.orig}\n"
                 "  The sandbox user needs the right to CREATE DATABASE (PostgreSQL: CREATEDB).") from None
         finally:
             engine.dispose()
