@@ -128,7 +128,8 @@ def describe_connect_error(url: Any, exc: BaseException) -> str:
     )
 
 
-def _admin_engine(server_url: Any) -> Any:
+def admin_engine(server_url: Any) -> Any:
+    """An AUTOCOMMIT engine on the server's maintenance database (``postgres``; none on MySQL)."""
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
@@ -139,28 +140,19 @@ def _admin_engine(server_url: Any) -> Any:
     return sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
 
-def admin_engine(server_url: Any) -> Any:
-    """An AUTOCOMMIT engine on the server's maintenance database (``postgres``; none on MySQL)."""
-    return _admin_engine(server_url)
-
-
 def quote_name(backend: str, name: str) -> str:
     """A database name quoted for ``backend`` (backticks on MySQL/MariaDB, double quotes elsewhere)."""
-    return _quote(backend, name)
-
-
-def _quote(backend: str, name: str) -> str:
     return f"`{name}`" if backend in ("mysql", "mariadb") else f'"{name}"'
 
 
 def _drop_databases(server_url: Any, names: Iterable[str]) -> None:
     backend = server_url.get_backend_name()
-    engine = _admin_engine(server_url)
+    engine = admin_engine(server_url)
     try:
         with engine.connect() as conn:
             for name in names:
                 force = " WITH (FORCE)" if backend == "postgresql" else ""
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {_quote(backend, name)}{force}")
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote_name(backend, name)}{force}")
     finally:
         engine.dispose()
 
@@ -258,13 +250,13 @@ class Sandboxes:
         import sqlalchemy as sa
 
         backend = self.server.get_backend_name()
-        engine = _admin_engine(self.server)
+        engine = admin_engine(self.server)
         try:
             with engine.connect() as conn:
                 for key, name in names.items():
                     template = (templates or {}).get(key)
-                    suffix = f" TEMPLATE {_quote(backend, template)}" if template else ""
-                    conn.exec_driver_sql(f"CREATE DATABASE {_quote(backend, name)}{suffix}")
+                    suffix = f" TEMPLATE {quote_name(backend, template)}" if template else ""
+                    conn.exec_driver_sql(f"CREATE DATABASE {quote_name(backend, name)}{suffix}")
                     sandbox.names.append(name)  # recorded at once: dropped even if the next one fails
                     sandbox.urls[key] = self.server.set(database=name)
         except sa.exc.OperationalError as exc:
@@ -340,7 +332,7 @@ def prune(spec: str, older_than_s: float, prefix: str = DEFAULT_PREFIX, now: _dt
     backend = server.get_backend_name()
     listing = ("SELECT datname FROM pg_database" if backend == "postgresql"
                else "SELECT schema_name FROM information_schema.schemata")
-    engine = _admin_engine(server)
+    engine = admin_engine(server)
     try:
         with engine.connect() as conn:
             names = [row[0] for row in conn.exec_driver_sql(listing)]
