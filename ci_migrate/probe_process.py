@@ -14,6 +14,7 @@ that was running, from the last ``running`` event.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -110,8 +111,10 @@ def probe_environment(env: Mapping[str, str]) -> dict[str, str]:
 
 def prune_copies(older_than_s: float, now: float | None = None) -> list[str]:
     """Remove the probe copies (``ci_migrate_probe_*`` in the temporary directory) that runs killed
-    together with their probe left behind, when last changed more than ``older_than_s`` seconds ago
-    (a live run's copy is younger than its ``timeout``). Returns the paths removed."""
+    together with their probe left behind, when last changed more than ``older_than_s`` seconds ago.
+    A copy whose run is still alive is never removed, however old: its host and probe hold an
+    ``flock`` on the copy's directory (:meth:`ProbeProcess.spawn`) that goes only with both
+    processes. Returns the paths removed."""
     now = time.time() if now is None else now
     top = Path(tempfile.gettempdir())
     removed = []
@@ -120,10 +123,26 @@ def prune_copies(older_than_s: float, now: float | None = None) -> list[str]:
             stale = entry.is_dir() and (entry / PACKAGE).is_dir() and now - entry.stat().st_mtime > older_than_s
         except OSError:
             continue
-        if stale:
-            shutil.rmtree(entry, ignore_errors=True)
+        if stale and _remove_unlocked(entry):
             removed.append(str(entry))
     return removed
+
+
+def _remove_unlocked(copy: Path) -> bool:
+    """Remove ``copy`` unless a live run holds its lock; whether it was removed."""
+    try:
+        fd = os.open(copy, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held: the run is alive
+        return False
+    else:
+        shutil.rmtree(copy, ignore_errors=True)
+        return True
+    finally:
+        os.close(fd)
 
 
 def probe_source() -> Path:
@@ -157,6 +176,7 @@ class ProbeProcess:
     _buffer: bytes = b""
     _tmp: str | None = None
     _log: Any = None
+    _lock_fd: int = -1
     _pending: str | None = None
 
     def start(self) -> ProbeProcess:
@@ -165,8 +185,14 @@ class ProbeProcess:
 
     def spawn(self) -> ProbeProcess:
         """Copy the probe into a private directory and start it, without waiting for it; raises
-        :class:`EnvironmentProblem` (exit 3) when the interpreter cannot be started."""
+        :class:`EnvironmentProblem` (exit 3) when the interpreter cannot be started.
+
+        The directory is locked (``flock``) before anything is copied, and the probe inherits the
+        lock's descriptor: ``ci-migrate prune`` (:func:`prune_copies`) leaves it alone while either
+        process lives."""
         self._tmp = tempfile.mkdtemp(prefix=COPY_PREFIX)
+        self._lock_fd = os.open(self._tmp, os.O_RDONLY)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         shutil.copytree(probe_source(), Path(self._tmp) / PACKAGE,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         read_fd, write_fd = os.pipe()
@@ -176,7 +202,7 @@ class ProbeProcess:
         try:
             self._proc = subprocess.Popen(
                 [self.python, "-c", _BOOTSTRAP.format(dir=self._tmp)], cwd=str(self.root), env=env,
-                stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT, pass_fds=(write_fd,),
+                stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT, pass_fds=(write_fd, self._lock_fd),
                 start_new_session=True)
         except OSError as exc:
             os.close(read_fd)
@@ -394,3 +420,6 @@ class ProbeProcess:
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1

@@ -281,6 +281,11 @@ def test_a_killed_host_stops_the_probe_and_prune_drops_what_is_left(cli, tmp_pat
     (probe,) = _children(proc.pid)
     copy = probe_copy(Path(f"/proc/{probe}/cmdline").read_text())
     assert Path(copy).is_dir()
+    long_ago = time.time() - 3 * 86400
+    os.utime(copy, (long_ago, long_ago))
+    pruned = cli("prune", "--sandbox", "sqlite", "--older-than", "1h", cwd=tmp_path)
+    assert pruned.code == 0 and str(copy) not in pruned.out, pruned.text
+    assert Path(copy, "ci_migrate_probe").is_dir(), "prune removed the copy of a run that is alive"
     left = sandbox_databases(server)
     assert left, "the sandbox should exist while the revision runs"
     proc.kill()
