@@ -58,9 +58,18 @@ def _guarded(fn: Callable[[], int], *, probe_for: tuple[str | None, str | None] 
                 stack.enter_context(started_early(*probe_for, os.environ))
             code = fn()
     except CiMigrateError as exc:
-        _fail(str(exc), exc.exit_code)
+        _fail(_message(exc), exc.exit_code)
     else:
         sys.exit(code)
+
+
+def _message(exc: Exception) -> str:
+    """The error's message; for a probe that stopped outside a check, what the app printed last too."""
+    from ci_migrate.probe_process import ProbeProblem
+
+    printed = exc.output.strip() if isinstance(exc, ProbeProblem) else ""
+    return str(exc) + ("\n  Last lines the app printed:\n" + "\n".join(f"    {line}" for line in printed.splitlines())
+                       if printed else "")
 
 
 def _settings(config: str | None, **overrides: Any) -> Any:

@@ -221,6 +221,20 @@ def test_migrations_that_exit_never_pass(cli, tmp_path, server, where, code):
     assert [c["status"] for c in report["checks"] if c["name"] == "drift"] == ["skipped"]
 
 
+def test_a_revision_file_that_ends_the_process_at_import_names_the_step_and_shows_its_output(cli, tmp_path):
+    """Loading the revision files happens before any check: a file that ends the process there is an
+    error of the run (exit 3), with what the app printed last."""
+    app, env = clean_app(tmp_path)
+    path = app / VERSIONS / CLEAN_THIRD
+    path.write_text("import os, sys\nprint('closing down now', file=sys.stderr, flush=True)\nos._exit(4)\n"
+                    + path.read_text())
+    result = cli("check", "--format", "json", cwd=app, env=env)
+    assert result.code == 3, result.text
+    assert result.out == ""
+    assert result.err == ("error: The app's process exited with code 4 while running "
+                          f"{VERSIONS}{CLEAN_THIRD} during scan, before it reported a result.\n  Last lines the app printed:\n    closing down now\n")
+
+
 @pytest.mark.parametrize("server", ["postgresql"], indirect=True)
 def test_a_looping_revision_times_out(cli, tmp_path, server):
     app, env = clean_app(tmp_path)
