@@ -79,6 +79,7 @@ class Context:
     production_source: str = ""
     pending: Any = None
     recorded: dict[str, Recorded] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)  # the checks this run runs, in order
     stopped: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -381,6 +382,7 @@ def _run_checks(ctx: Context, names: list[str], needs_db: list[str], stack: cont
         names = [n for n in names if n != "replay"]
         names.insert(names.index(needs_db[0]), "replay")  # later checks need the sandbox at heads
         ctx.data["replay_hidden"] = True
+    ctx.checks = names
     for name in names:
         if name != "graph":
             _run_one(ctx, name)

@@ -363,3 +363,28 @@ def test_a_pull_request_on_an_empty_base_keeps_no_snapshot(cli, tmp_path):
     assert result.code == 0, result.text
     assert next(c for c in report["checks"] if c["name"] == "replay")["facts"]["cache"] is None
     assert [n for n in report["notes"] if "base snapshot" in n] == []
+
+
+@pytest.mark.parametrize("server", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("config, made", [("", 3), ("checks:\n  roundtrip: false\n", 2), ("checks:\n  locks: all\n", 3)])
+def test_the_walks_databases_are_copied_ahead_as_many_as_they_use(cli, server, tmp_path, config, made):
+    """The lock trace and the round trip over the pending revisions each get a copy of the base
+    snapshot, made while the probe replays; a walk that is off, or starts from empty (scope all),
+    gets none (it makes an empty database of its own): nothing is copied that no walk uses (the run's
+    kept sandboxes are counted: the main one and one per walk)."""
+    repo = pull_request("locking", tmp_path)
+    (repo / ".ci-migrate.yml").write_text(config)
+    git(repo, "commit", "-q", "-am", "config")
+    cache = tmp_path / "cache"
+    for state in ("built", "restored"):
+        before_db = set(sandbox_databases(server))
+        result = cli("check", "--sandbox", server, "--base", "main", "--format", "json", "--keep-sandbox",
+                     "--cache-dir", str(cache), cwd=repo, env=ENV)
+        try:
+            report = json.loads(result.out)
+            replay = next(c for c in report["checks"] if c["name"] == "replay")
+            assert replay["facts"]["cache"]["state"] == state, report["notes"]
+            databases = set(sandbox_databases(server)) - before_db
+            assert len(databases) == made, sorted(databases)
+        finally:
+            drop_kept(server, before_db, set())

@@ -9,7 +9,10 @@ trace and the round trip for their databases (:func:`ci_migrate.checks.walk.data
    is one; the probe then replays only the pending revisions.
 3. Otherwise the replay stops at the base's heads (the probe's ``checkpoint``) and
    :meth:`BaseSnapshot.build` keeps the sandbox there: a template database, file copies or a dump.
-4. :meth:`BaseSnapshot.fresh_sandbox` gives the walks databases at the base's heads from it.
+4. :meth:`BaseSnapshot.fresh_sandbox` gives the walks databases at the base's heads from it. As
+   many as the run's walks will ask for (:attr:`BaseSnapshot.walks`) are copied in a background
+   thread as soon as the snapshot is there — while the probe replays the pending revisions and
+   compares the models — and before the ``pg_dump``, which would hold the template.
 5. :meth:`BaseSnapshot.close` saves the entry into the cache directory (atomically) and evicts old
    ones; a template nobody will find again is dropped.
 
@@ -52,6 +55,8 @@ class BaseSnapshot:
         self.runtime, self.ops, self.key, self.store = runtime, ops, key, store
         self.heads, self.revisions = heads, revisions
         self.entry: Entry | None = None  # what walks restore from (restored, or built by this run)
+        self.walks = 0  # walk databases the run will ask for (copied ahead)
+        self._ahead: list[concurrent.futures.Future] = []  # walk sandboxes being copied (None: failed)
         self.outcome = CacheOutcome("full", key.digest, revisions=revisions)
         self.notes: list[str] = []
         self._staging: Path | None = None
@@ -82,6 +87,7 @@ class BaseSnapshot:
             return False
         self.entry = entry
         self.outcome = CacheOutcome("restored", self.key.digest, how, revisions=entry.revisions)
+        self._copy_ahead()
         return True
 
     def _empty(self, sandbox: Any) -> None:
@@ -116,9 +122,6 @@ class BaseSnapshot:
                           path=self._staging)
             if isinstance(self.ops, dialects.Postgres):
                 entry.templates = self.ops.keep(sandbox, self.key.digest)
-                if self.store is not None:
-                    self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ci-migrate-dump")
-                    self._dump = self._pool.submit(self.ops.dump, dict(entry.templates), self._staging)
             elif isinstance(self.ops, dialects.Sqlite):
                 entry.files = self.ops.copy_out(sandbox, self._staging)
             else:
@@ -132,16 +135,42 @@ class BaseSnapshot:
             return
         self.entry = entry
         self.outcome.state = "built" if self.store is not None else "unsaved"
+        self._copy_ahead()  # first: a copy would wait for the dump's connection to the template
+        if isinstance(self.ops, dialects.Postgres) and self.store is not None:
+            self._dump = self._background().submit(self._dump_after, list(self._ahead), dict(entry.templates),
+                                                   self._staging)
+
+    def _dump_after(self, copies: list[concurrent.futures.Future], templates: dict[str, str],
+                    staging: Path) -> dict[str, str]:
+        concurrent.futures.wait(copies)  # pg_dump's connection to a template would hold a copy back
+        return self.ops.dump(templates, staging)
 
     # -- the walks' databases
+    def _background(self) -> concurrent.futures.ThreadPoolExecutor:
+        """Two threads: the walks' databases are copied side by side (the dump queues behind them)."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="ci-migrate-snapshot")
+        return self._pool
+
+    def _copy_ahead(self) -> None:
+        binds = list(self.runtime.project.bind_keys)
+        self._ahead = [self._background().submit(self._copy, binds) for _ in range(self.walks)]
+
     def fresh_sandbox(self, binds: list[str | None]) -> Any:
-        """A new sandbox at the base's heads, from the snapshot; None when there is none (or it fails:
-        the walk then brings an empty database up as before)."""
-        entry = self.entry
-        if entry is None:
+        """A new sandbox at the base's heads, from the snapshot (one copied ahead when there is one
+        left); None when there is none (or it fails: the walk then brings an empty database up as
+        before)."""
+        if self.entry is None:
             return None
+        if self._ahead and list(binds) == list(self.runtime.project.bind_keys):
+            return self._ahead.pop(0).result()
         if self._dump is not None:  # pg_dump is connected to the template: a copy would wait for it
             concurrent.futures.wait([self._dump])
+        return self._copy(binds)
+
+    def _copy(self, binds: list[str | None]) -> Any:
+        entry = self.entry
+        assert entry is not None
         sandboxes = self.runtime.sandboxes
         try:
             if isinstance(self.ops, dialects.Postgres):
@@ -164,6 +193,8 @@ class BaseSnapshot:
         that no saved entry names. Never raises."""
         entry, staging = self.entry, self._staging
         try:
+            if self._pool is not None:  # copies still being made use the templates (and are dropped with the run)
+                self._pool.shutdown(wait=True)
             if staging is None or entry is None or self.outcome.state not in ("built", "unsaved"):
                 return
             if self._dump is not None:

@@ -29,6 +29,7 @@ def run(ctx: Any) -> CheckResult:
     On a pull request the base's part comes from the cached base snapshot when there is one for this
     key (:mod:`ci_migrate.cache.base`), else the replay pauses at the base's heads to keep one."""
     from ci_migrate.cache import base as base_cache
+    from ci_migrate.checks.walk import walks_from_base
 
     pending = ctx.pending
     record = list(pending.revisions) if pending is not None else []
@@ -36,6 +37,7 @@ def run(ctx: Any) -> CheckResult:
         and pending.revisions and not pending.unavailable else None
     cache = base_cache.start(ctx, snapshot_at)
     if cache is not None:
+        cache.walks = walks_from_base(ctx)
         ctx.data["base_snapshot"] = cache
         ctx.runtime.restore_main = cache.restore
         ctx.runtime.probe.checkpoint = lambda _event: cache.build(ctx.runtime.sandbox())

@@ -111,6 +111,14 @@ def touched_tables(recorded: Any) -> dict[str, list[str]] | None:
     return {bind: sorted(names) for bind, names in found.items()}
 
 
+def walks_from_base(ctx: Any) -> int:
+    """How many walk databases this run will ask the base snapshot for: one for each of the lock
+    trace (PostgreSQL sandboxes only) and the round trip that runs over the pending revisions."""
+    dialect = ctx.runtime.sandboxes.dialect if ctx.runtime.sandboxes is not None else None
+    return sum(1 for name in ("locks", "roundtrip") if name in ctx.checks
+               and ctx.settings.check_scope(name) == "pending" and (name != "locks" or dialect == "postgresql"))
+
+
 @contextlib.contextmanager
 def databases(ctx: Any, walk: Walk) -> Any:
     """For the block, the walk's databases come from the base snapshot (at the base's heads) when the
