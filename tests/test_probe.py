@@ -235,6 +235,24 @@ def test_a_revision_file_that_ends_the_process_at_import_names_the_step_and_show
                           f"{VERSIONS}{CLEAN_THIRD} during scan, before it reported a result.\n  Last lines the app printed:\n    closing down now\n")
 
 
+def test_a_thread_the_app_starts_does_not_hold_the_run_and_its_atexit_handlers_run(cli, tmp_path):
+    """After ``bye`` the probe ends without waiting for a non-daemon thread the app started at import
+    (the run is not held until the host gives up on it, BYE_S later); the app's atexit handlers run."""
+    from ci_migrate.probe_process import BYE_S
+
+    app, env = clean_app(tmp_path)
+    init = app / "blogapp" / "__init__.py"
+    init.write_text("import atexit, pathlib, threading, time\n"
+                    "threading.Thread(target=time.sleep, args=(600,), name='poller').start()\n"
+                    f"atexit.register(pathlib.Path({str(tmp_path / 'exited')!r}).write_text, 'atexit ran')\n"
+                    + init.read_text())
+    started = time.monotonic()
+    result = cli("check", "--format", "json", cwd=app, env=env)
+    assert result.code == 0, result.text
+    assert time.monotonic() - started < BYE_S
+    assert (tmp_path / "exited").read_text() == "atexit ran"
+
+
 @pytest.mark.parametrize("server", ["postgresql"], indirect=True)
 def test_a_looping_revision_times_out(cli, tmp_path, server):
     app, env = clean_app(tmp_path)
