@@ -220,3 +220,58 @@ def test_recursive_version_locations_find_revisions_in_subdirectories(cli, app_d
     assert graph["status"] == "passed" and graph["facts"]["heads"] == [head], graph
     replay = next(c for c in report["checks"] if c["name"] == "replay")
     assert replay["summary"].startswith(f"{count} revisions applied"), replay["summary"]
+
+
+def test_a_revision_sqlite_cannot_run_outside_batch_mode_points_at_the_production_dialect(cli, tmp_path, pg_server):
+    """A unique constraint added with plain op.create_unique_constraint (as on PostgreSQL or MySQL):
+    alembic refuses it on SQLite; the finding says why and how to replay on the real dialect."""
+    app_dir = copy_app("clean", tmp_path)
+    revision = app_dir / "migrations/versions/d6a012b31354_add_unique_constraint_on_user_email.py"
+    text = revision.read_text()
+    batch = ("    with op.batch_alter_table('user', schema=None) as batch_op:\n"
+             "        batch_op.create_unique_constraint(batch_op.f('uq_user_email'), ['email'])\n")
+    assert batch in text
+    revision.write_text(text.replace(batch, "    op.create_unique_constraint(op.f('uq_user_email'), 'user', ['email'])\n"))
+    app = ("--app", "blogapp:create_app('testing')")
+    result, report = run_json(cli, app_dir, *app, env={"DATABASE_URL": "sqlite://"})
+    assert result.code == 1, result.text
+    (finding,) = by_name(report, "replay")["findings"]
+    assert (finding["rule_id"], finding["revision"]) == ("CM201", "d6a012b31354")
+    assert finding["message"].endswith("alembic cannot run this operation on SQLite outside batch mode: the revision "
+                                       "was written for another database.")
+    assert "`sandbox: postgresql://user@host/`" in finding["fix"] and "op.batch_alter_table" in finding["fix"]
+    result, report = run_json(cli, app_dir, *app, "--sandbox", pg_server, env={"DATABASE_URL": "sqlite://"})
+    assert result.code == 0, result.text
+
+
+@pytest.mark.parametrize("server", ["postgresql"], indirect=True)
+def test_env_py_failing_on_a_sandbox_of_another_dialect_than_the_app_names_both(cli, tmp_path, server):
+    """An app that sets its SQLite connections up in an engine ``connect`` listener (PRAGMA
+    foreign_keys) when it is created with a SQLite URL: on a PostgreSQL sandbox env.py's connection
+    fails, and the finding says the app was made for SQLite; given a PostgreSQL URL, it passes."""
+    app_dir = copy_app("clean", tmp_path)
+    init = app_dir / "blogapp" / "__init__.py"
+    text = init.read_text()
+    assert "    db.init_app(app)\n" in text
+    init.write_text(text.replace("    db.init_app(app)\n", (
+        "    db.init_app(app)\n"
+        "    if app.config['SQLALCHEMY_DATABASE_URI'].startswith('sqlite'):\n"
+        "        from sqlalchemy import event\n"
+        "        from sqlalchemy.engine import Engine\n\n"
+        "        @event.listens_for(Engine, 'connect')\n"
+        "        def foreign_keys_on(dbapi_connection, _record):\n"
+        "            cursor = dbapi_connection.cursor()\n"
+        "            cursor.execute('PRAGMA foreign_keys=ON')\n"
+        "            cursor.close()\n"), 1))
+    app = ("--app", "blogapp:create_app('testing')", "--sandbox", server)
+    result, report = run_json(cli, app_dir, *app, env={"DATABASE_URL": "sqlite://"})
+    assert result.code == 1, result.text
+    (finding,) = by_name(report, "replay")["findings"]
+    assert finding["rule_id"] == "CM201" and finding["file"] == "migrations/env.py", finding
+    assert 'syntax error at or near "PRAGMA"' in finding["message"]
+    assert ("The app was created with a sqlite database URL and the sandbox is postgresql: what the app set up for "
+            "its own database when it was created") in finding["message"]
+    assert finding["fix"] == ("Give the app a postgresql URL when ci-migrate runs it (the variable its config reads, "
+                              "e.g. DATABASE_URL), or replay on a sqlite sandbox.")
+    result, report = run_json(cli, app_dir, *app, env={"DATABASE_URL": server + "never_connected"})
+    assert result.code == 0, result.text

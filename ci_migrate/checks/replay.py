@@ -224,8 +224,43 @@ def failure_finding(ctx: Any, failure: Failure, *, first_revision: bool, check: 
             details=details)
     fix = (f"Run `{project.cli} upgrade` against a fresh database locally to reproduce, then fix "
            + ("the revision." if failure.where == "revision" else "env.py."))
+    hint = _dialect_hint(ctx, failure)
+    if hint is not None:
+        parts.append(hint[0])
+        fix = hint[1]
     return Finding(check=check, rule_id="CM201", severity="error", revision=revision, bind=failure.bind,
                    file=file, line=failure.line, title=title, message="\n".join(parts), fix=fix, details=details)
+
+
+# alembic's NotImplementedError for an ALTER that SQLite can only do by copying the table (batch mode)
+_SQLITE_NEEDS_BATCH = re.compile(r"No support for ALTER of constraints in SQLite dialect", re.I)
+
+
+def _dialect_hint(ctx: Any, failure: Failure) -> tuple[str, str] | None:
+    """``(why, fix)`` when the failure comes from running on another dialect than the migrations or
+    the app were written for: a revision SQLite cannot run outside batch mode, on a SQLite sandbox; or
+    env.py failing on a sandbox of another dialect than the URL the app was created with (what the app
+    set up for its own database, such as a SQLite ``PRAGMA`` in an engine ``connect`` listener, runs on
+    the sandbox's connections too). None otherwise."""
+    sandboxes = ctx.runtime.sandboxes
+    sandbox = sandboxes.dialect if sandboxes is not None else None
+    configured = ctx.project.configured_dialect
+    family = {"mariadb": "mysql"}
+    if sandbox == "sqlite" and failure.where == "revision" and _SQLITE_NEEDS_BATCH.search(failure.error):
+        return ("alembic cannot run this operation on SQLite outside batch mode: the revision was written for "
+                "another database.",
+                "If production runs PostgreSQL or MySQL, replay on it: `sandbox: postgresql://user@host/` (or "
+                "`mysql://user@host/`) in .ci-migrate.yml. If the app must migrate SQLite too, put the operation in "
+                "`with op.batch_alter_table(...)` (`Migrate(app, db, render_as_batch=True)` makes `flask db migrate` "
+                "write it so).")
+    if (failure.where == "env.py" and configured and sandbox
+            and family.get(configured, configured) != family.get(sandbox, sandbox)):
+        return (f"The app was created with a {configured} database URL and the sandbox is {sandbox}: what the app set "
+                f"up for its own database when it was created (an engine `connect` listener such as a SQLite PRAGMA, "
+                f"a dialect option) runs on the sandbox's connections too.",
+                f"Give the app a {sandbox} URL when ci-migrate runs it (the variable its config reads, e.g. "
+                f"DATABASE_URL), or replay on a {configured} sandbox.")
+    return None
 
 
 def _directory_failure(failure: Failure, parts: list[str], title: str, details: dict[str, Any],
