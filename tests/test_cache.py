@@ -328,15 +328,18 @@ def test_postgresql_restores_from_the_dump_when_the_template_is_gone(cli, server
 
 
 def test_a_pull_request_that_modifies_a_merged_revision_replays_in_full(cli, tmp_path):
-    """A modified merged revision runs before the base's heads: what stands there is not the base, so
-    no snapshot is used or kept (the plan reports CM401)."""
+    """A modified merged revision (here in the middle of the history) runs before the base's heads:
+    what stands there is not the base, so no snapshot is used or kept (the plan reports CM401); the
+    replay still passes, its schema change taken above the last revision that is not pending."""
     repo = pull_request("clean", tmp_path)
-    first = min((repo / "migrations" / "versions").glob("*.py"))
-    first.write_text(first.read_text().replace("def upgrade():\n", "def upgrade():\n    pass\n", 1))
+    middle = repo / "migrations" / "versions" / "1217fcb42dcc_allow_anonymous_comments.py"
+    middle.write_text(middle.read_text().replace("def upgrade():\n", "def upgrade():\n    pass\n", 1))
     result = console_run(cli, repo, tmp_path / "cache", "--format", "json")
     report = json.loads(result.out)
     replay = next(c for c in report["checks"] if c["name"] == "replay")
     assert replay["facts"]["cache"] is None
+    assert replay["status"] == "passed", replay["summary"]
+    assert [t["name"] for t in report["schema_change"]["tables"]] == ["user"], report["schema_change"]
     assert ("CM401" in {f["rule_id"] for c in report["checks"] for f in c["findings"]}), result.text
     assert not list((tmp_path / "cache").glob("*/*/manifest.json"))
 

@@ -96,10 +96,14 @@ def replay(ctx: Any, *, record: list[str] | None = None, destination: list[str] 
 
 def before_pending(history: Any, pending: list[str]) -> list[str]:
     """Where this branch's history stands before its pending revisions: the revisions that are not
-    pending and have no child that is not pending (the base's heads as this branch has them)."""
+    pending and have no child that is not pending (the base's heads as this branch has them), less
+    those below another one of them — a pull request that modifies a merged revision makes its parent
+    such a revision, and alembic refuses an upgrade to two revisions of one line ("overlaps")."""
     left = set(pending)
     by_id = history.by_id
-    return [r for r in history.order if r not in left and all(c in left for c in by_id[r].children)]
+    found = [r for r in history.order if r not in left and all(c in left for c in by_id[r].children)]
+    below = set().union(*(history.ancestors(by_id[r].down_revisions + by_id[r].depends_on) for r in found))
+    return [r for r in found if r not in below]
 
 
 def schema_changes(before: dict[str, Any], after: dict[str, Any], revisions: list[str]) -> Any:
