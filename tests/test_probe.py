@@ -89,6 +89,37 @@ def test_pull_request_run_on_each_stack(cli, tmp_path, server, stack):
     assert not (tmp_path / "production.db").exists()
 
 
+@pytest.mark.parametrize("server", ["postgresql"], indirect=True)
+def test_an_alchemical_app_runs_on_the_sandbox(cli, tmp_path, server):
+    """An app on Alchemical instead of Flask-SQLAlchemy (env.py takes ``db.get_engine()``): its engine
+    is pointed at the sandbox like Flask-SQLAlchemy's, so the pull-request flow runs there — replay,
+    lint, drift, locks, round trip — and a model change without a revision is drift."""
+    from test_plan import pr_repo
+
+    python = venvs.venv(venvs.ALCHEMICAL)
+    repo = pr_repo(tmp_path, "alchemical", ["05474b56cf2b"])
+    env = {"DATABASE_URL": server + "never_connected"}  # the app's own database: it does not even exist
+    args = ("check", "--python", str(python), "--app", "app:create_app()", "--sandbox", server, "--base", "main",
+            "--format", "json")
+    result = cli(*args, cwd=repo, env=env)
+    report = report_of(result)
+    assert result.code == 1, result.text
+    assert report["interpreter"]["packages"]["alchemical"] == "1.0.3"
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert statuses["replay"] == statuses["drift"] == statuses["roundtrip"] == "passed", statuses
+    assert findings(report, "lint") == [("CM504", "c2a9af948cd7")]
+    (traced,) = next(c for c in report["checks"] if c["name"] == "locks")["facts"]["revisions"]
+    assert traced["revision"] == "c2a9af948cd7" and traced["statements"] == 1
+    app = repo / "app.py"
+    app.write_text(app.read_text().replace("    body: Mapped[str] = mapped_column(sa.Text)\n", (
+        "    body: Mapped[str] = mapped_column(sa.Text)\n"
+        "    pinned: Mapped[bool] = mapped_column(default=False)\n")))
+    report = report_of(cli(*args, cwd=repo, env=env))
+    (drift,) = findings(report, "drift")
+    assert drift[0] == "CM301"
+    assert "adds column `note.pinned` BOOLEAN" in next(c for c in report["checks"] if c["name"] == "drift")["summary"]
+
+
 @pytest.mark.parametrize("stack", [venvs.OLDEST, venvs.NEWEST], ids=lambda s: s.name)
 def test_pool_options_for_the_production_server_do_not_reach_the_sqlite_sandbox(cli, tmp_path, stack):
     """An app that sets SQLALCHEMY_ENGINE_OPTIONS for its server database (max_overflow, which SQLAlchemy 1.4

@@ -34,7 +34,8 @@ class Stack:
 
 
 # What real apps pin: the oldest supported stack (with pydantic 1 in it, which ci-migrate itself must
-# never import there), the newest, one below the floor, and one without a PostgreSQL driver.
+# never import there), the newest, one below the floor, one without a PostgreSQL driver, and one with
+# Alchemical (Flask-Migrate's other database extension) in place of Flask-SQLAlchemy.
 OLDEST = Stack("oldest", "3.9", (
     "SQLAlchemy==1.4.54", "Flask==2.0.3", "Werkzeug==2.0.3", "Flask-SQLAlchemy==2.5.1", "Flask-Migrate==2.5.3",
     "alembic==1.7.7", "psycopg2-binary==2.9.9", "PyMySQL==1.1.1", "python-dotenv==0.21.1", "pydantic==1.10.19",
@@ -45,6 +46,9 @@ NEWEST = Stack("newest", "3.13", (
 TOO_OLD = Stack("too-old", "3.9", (
     "SQLAlchemy==1.3.24", "Flask==2.0.3", "Werkzeug==2.0.3", "Flask-SQLAlchemy==2.5.1", "Flask-Migrate==2.5.3",
     "alembic==1.7.7", "Jinja2==3.0.3", "itsdangerous==2.0.1", "click==8.0.4"))
+ALCHEMICAL = Stack("alchemical", "3.12", (
+    "SQLAlchemy==2.1.9", "Flask==3.1.3", "Flask-SQLAlchemy==3.1.1", "Flask-Migrate==4.1.0", "alembic==1.20.1",
+    "alchemical==1.0.3", "psycopg[binary]==3.3.9"))
 NO_DRIVER = Stack("no-driver", "3.13", (
     "SQLAlchemy==2.1.9", "Flask==3.1.3", "Flask-SQLAlchemy==3.1.1", "Flask-Migrate==4.1.0", "alembic==1.20.1"))
 

@@ -23,7 +23,7 @@ Facts cross as plain data (dicts, lists, strings, numbers); judgement (rules, se
 verdict) happens in the host.
 
 Supported in the app's environment: Python 3.9–3.13, SQLAlchemy 1.4–2.1, Flask 2.0–3.1,
-Flask-SQLAlchemy 2.5–3.1 or none, Flask-Migrate 2.0–4.1 (:mod:`.project` checks the floors).
+Flask-SQLAlchemy 2.5–3.1, Alchemical or none, Flask-Migrate 2.0–4.1 (:mod:`.project` checks the floors).
 """
 
 PROTOCOL = 1

@@ -6,7 +6,7 @@ Everything here is fragile glue, kept in one room and tested against the support
 * Pointing the app at the sandbox before env.py runs (:func:`pointed_at`): ``SQLALCHEMY_DATABASE_URI``
   and ``SQLALCHEMY_BINDS`` in ``app.config`` (what Flask-Migrate's oldest template and many custom
   env.py files read), Flask-SQLAlchemy 3.x's engines (``db._app_engines[app]``, P1) and 2.5's engine
-  connectors. Apps without Flask-SQLAlchemy (``Migrate(app, Base)``) get the config only.
+  connectors, or Alchemical's engines. Apps with a plain base (``Migrate(app, Base)``) get the config only.
 * ``context.configure()`` (:func:`alembic_session`): ci-migrate's own options (``include_object``,
   ``on_version_apply``, ``transaction_per_migration``) are merged into whatever env.py passes, by
   wrapping ``EnvironmentContext.configure``; an ``include_object`` of env.py's own is wrapped, not
@@ -88,7 +88,8 @@ def pointed_at(project: Any, urls: Mapping[Optional[str], Any], engines: Mapping
     the caller; every key the app has must be present (a bind left out would point at the real
     database). Sets ``SQLALCHEMY_DATABASE_URI``/``SQLALCHEMY_BINDS`` (every Flask-SQLAlchemy version,
     and none) and swaps Flask-SQLAlchemy's engines (3.x: ``db._app_engines[app]``; 2.5: the engine
-    connectors). Must be entered inside the app context; everything is restored on exit.
+    connectors), or Alchemical's (``db.engines``, ``db.table_binds``, ``db.url``, ``db.binds``, and its
+    cached sessionmaker). Must be entered inside the app context; everything is restored on exit.
     """
     missing = set(project.bind_keys) - set(engines)
     if missing:
@@ -129,6 +130,17 @@ def pointed_at(project: Any, urls: Mapping[Optional[str], Any], engines: Mapping
             finally:
                 connectors.clear()
                 connectors.update(previous)
+        elif project.alchemical:
+            saved_db = (db.url, db.binds, db.engines, db.table_binds, db.session_class)
+            db.url, db.binds = config["SQLALCHEMY_DATABASE_URI"], binds or None
+            db.engines = dict(engines)
+            db.table_binds = {table: engines[key] for key, metadata in db.metadatas.items()
+                              if key is not None for table in metadata.tables.values()}
+            db.session_class = None  # a sessionmaker made from the app's engines
+            try:
+                yield
+            finally:
+                db.url, db.binds, db.engines, db.table_binds, db.session_class = saved_db
         else:
             yield
     finally:
@@ -141,12 +153,14 @@ def pointed_at(project: Any, urls: Mapping[Optional[str], Any], engines: Mapping
 
 def app_engines(project: Any) -> Dict[Optional[str], Any]:
     """The app's own engines per bind key, without connecting (Flask-SQLAlchemy 3.x ``db.engines``,
-    2.5 ``db.get_engine(app, bind)``); empty for apps without Flask-SQLAlchemy."""
+    2.5 ``db.get_engine(app, bind)``, Alchemical ``db.get_engine(bind)``); empty for a plain base."""
     with project.app_context():
         if project.flask_sqlalchemy == "3":
             return dict(project.db.engines)
         if project.flask_sqlalchemy == "2":
             return {key: project.db.get_engine(project.app, key) for key in project.bind_keys}
+        if project.alchemical:
+            return {key: project.db.get_engine(key) for key in project.bind_keys}
     return {}
 
 

@@ -30,8 +30,8 @@ DRIVERS = {
     "mariadb": (("pymysql", "PyMySQL"), ("MySQLdb", "mysqlclient")),
     "sqlite": (("sqlite3", "the sqlite3 module of the standard library"),),
 }
-_STACK = ("Flask", "Flask-SQLAlchemy", "Flask-Migrate", "alembic", "SQLAlchemy", "psycopg", "psycopg2-binary",
-          "psycopg2", "PyMySQL", "mysqlclient")
+_STACK = ("Flask", "Flask-SQLAlchemy", "alchemical", "Flask-Migrate", "alembic", "SQLAlchemy", "psycopg",
+          "psycopg2-binary", "psycopg2", "PyMySQL", "mysqlclient")
 
 
 def _version(dist: str) -> Optional[str]:
@@ -139,8 +139,17 @@ class Project:
             yield
 
     @property
+    def alchemical(self) -> bool:
+        """Whether ``db`` is Alchemical's Flask extension (``alchemical.flask.Alchemical`` or a subclass),
+        which Flask-Migrate supports: its engines are ``db.engines`` (bind key → Engine, made lazily by
+        ``db.get_engine``), its URLs ``db.url`` and ``db.binds``."""
+        return any(c.__module__.split(".")[0] == "alchemical" for c in type(self.db).__mro__)
+
+    @property
     def flask_sqlalchemy(self) -> Optional[str]:
         """``"3"`` for Flask-SQLAlchemy 3.x, ``"2"`` for 2.x, None when ``db`` is not Flask-SQLAlchemy."""
+        if self.alchemical:
+            return None
         if hasattr(self.db, "_app_engines"):
             return "3"
         if "sqlalchemy" in self.app.extensions and hasattr(self.db, "get_engine"):
@@ -164,9 +173,12 @@ class Project:
             return p.as_posix()
 
     def configured_url(self, key: Optional[str] = None) -> Optional[str]:
-        """The app's own configured URL of a bind (``SQLALCHEMY_DATABASE_URI`` / ``SQLALCHEMY_BINDS``)."""
+        """The app's own configured URL of a bind (``SQLALCHEMY_DATABASE_URI`` / ``SQLALCHEMY_BINDS``;
+        Alchemical: ``db.url`` / ``db.binds``, from its ``ALCHEMICAL_*`` settings)."""
         config = self.app.config
-        if key is None:
+        if self.alchemical:
+            value = self.db.url if key is None else (self.db.binds or {}).get(key)
+        elif key is None:
             value = config.get("SQLALCHEMY_DATABASE_URI")
         else:
             value = (config.get("SQLALCHEMY_BINDS") or {}).get(key)
@@ -279,6 +291,8 @@ def _bind_keys(project: Project) -> List[Optional[str]]:
     with project.app.app_context():
         if project.flask_sqlalchemy == "3":
             keys = list(project.db.engines)
+        elif project.alchemical:
+            keys += list(project.db.binds or {})
         else:
             keys += list(project.app.config.get("SQLALCHEMY_BINDS") or {})
     return sorted(dict.fromkeys(keys), key=lambda k: (k is not None, k or ""))

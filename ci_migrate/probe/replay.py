@@ -134,9 +134,9 @@ def describe_failure(exc: BaseException, session: Any, stage: str) -> Dict[str, 
 
 
 def create_all(project: Any, sandbox: Any) -> None:
-    """The models' tables on the sandbox: ``db.create_all()`` (Flask-SQLAlchemy, every bind), or
-    ``metadata.create_all(engine)`` per bind for apps without Flask-SQLAlchemy."""
-    if project.flask_sqlalchemy:
+    """The models' tables on the sandbox: ``db.create_all()`` (Flask-SQLAlchemy or Alchemical, every
+    bind), or ``metadata.create_all(engine)`` per bind for apps with a plain declarative base."""
+    if project.flask_sqlalchemy or project.alchemical:
         project.db.create_all()
         return
     for key, metadata in project.metadatas.items():
