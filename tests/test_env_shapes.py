@@ -132,17 +132,96 @@ def test_env_py_include_object_and_the_config_ignore_list_both_apply(cli, tmp_pa
 
 
 def test_an_env_py_that_connects_elsewhere_is_stopped_before_it_connects(cli, tmp_path, pg_server):
+    """env.py takes its engine from a variable of its own that names another database than the app's:
+    `flask db upgrade` would migrate that one; the guard stops the connection before it is opened."""
     app = shape_app(tmp_path, "environment_url")
-    with scratch_database(pg_server) as production:
+    with scratch_database(pg_server) as production, scratch_database(pg_server) as elsewhere:
         result, report = check(cli, app, pg_server, {"DATABASE_URL": production,
-                                                     "MIGRATIONS_DATABASE_URL": production})
-        assert tables(production) == []
+                                                     "MIGRATIONS_DATABASE_URL": elsewhere})
+        assert tables(production) == [] and tables(elsewhere) == []
     assert result.code == 1, result.text
     (finding,) = [f for c in report["checks"] for f in c["findings"]]
     assert finding["rule_id"] == "CM205" and finding["file"] == "migrations/env.py"
-    assert production.rsplit("/", 1)[1] in finding["title"] and finding["title"].endswith("which is not the sandbox")
+    assert elsewhere.rsplit("/", 1)[1] in finding["title"] and finding["title"].endswith("which is not the sandbox")
     assert "with connectable.connect() as connection:" in finding["message"]
     assert [c["status"] for c in report["checks"] if c["name"] == "drift"] == ["skipped"]
+
+
+def test_an_env_py_engine_of_its_own_on_the_apps_database_runs_on_the_sandbox(cli, tmp_path, pg_server):
+    """env.py takes its engine from a variable of its own that names the app's own database: that is
+    the database `flask db upgrade` migrates, so its connections are opened on the sandbox (a note says
+    where) and the check runs as for Flask-Migrate's env.py."""
+    app = shape_app(tmp_path, "environment_url")
+    with scratch_database(pg_server) as production:
+        result, report = check(cli, app, pg_server, {"DATABASE_URL": production, "MIGRATIONS_DATABASE_URL": production,
+                                                     "SHAPES_DRIFT": "1"})
+        assert tables(production) == []
+    assert result.code == 1 and rule_ids(report) == ["CM301"], result.text
+    assert next(c for c in report["checks"] if c["name"] == "replay")["status"] == "passed"
+    (note,) = [n for n in report["notes"] if "the app's own database" in n]
+    assert note.startswith("migrations/env.py:") and production.rsplit("/", 1)[1] in note
+
+
+OWN_APP_ENV_PY = """\
+# env.py that makes the app again from its factory, as some apps do, and migrates that app's database
+from logging.config import fileConfig
+
+from alembic import context
+from flask import current_app
+from sqlalchemy import engine_from_config, pool, text
+
+from blogapp import create_app
+
+app = create_app('testing')
+config = context.config
+fileConfig(config.config_file_name)
+
+
+def run_migrations_online():
+    engine = engine_from_config(config.get_section(config.config_ini_section), prefix='sqlalchemy.',
+                                poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata,
+                          **current_app.extensions['migrate'].configure_args)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+with app.app_context():
+    config.set_main_option('sqlalchemy.url', current_app.config['SQLALCHEMY_DATABASE_URI'])
+    target_metadata = current_app.extensions['migrate'].db.metadata
+    db = current_app.extensions['migrate'].db
+    db.session.execute(text('SELECT 1'))  # its own pooled engine, on the app's database: left connected
+    db.session.remove()
+    run_migrations_online()
+"""
+
+
+def test_an_env_py_that_makes_the_app_again_runs_every_check_on_the_sandboxes(cli, tmp_path, pg_server):
+    """env.py calls the app factory itself (a second app, with its own engines, configured from the
+    environment like the first): on a pull request the replay, the base snapshot, the lock trace and
+    the round trip — each on a database of its own — all run on sandboxes, never on the app's database."""
+    from test_plan import pr_repo
+
+    repo = pr_repo(tmp_path, "clean", ["2a5ab8d32f0e", "647cefc691b5", "bd1b00e93290", "d6a012b31354",
+                                       "77e171e7ca87", "632a428d5a9a", "39b9f101090f", "b00feacf1d63",
+                                       "1217fcb42dcc", "e655c2b3178d"])
+    (repo / "migrations" / "env.py").write_text(OWN_APP_ENV_PY)
+    with scratch_database(pg_server) as production:
+        env = {"DATABASE_URL": production, "CI_MIGRATE_CACHE_DIR": str(tmp_path / "cache")}
+        args = ("--app", "blogapp:create_app('testing')", "--base", "main")
+        result, report = check(cli, repo, pg_server, env, *args)
+        again, warm = check(cli, repo, pg_server, env, *args)
+        assert tables(production) == []
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert statuses["replay"] == statuses["drift"] == statuses["roundtrip"] == "passed", (statuses, result.text)
+    locks = next(c for c in report["checks"] if c["name"] == "locks")["facts"]["revisions"]
+    assert [r["revision"] for r in locks] == ["e6125838f08e", "9458ded74214"] and locks[1]["locks"], locks
+    assert any("the app's own database" in n for n in report["notes"])
+    replay = next(c for c in warm["checks"] if c["name"] == "replay")
+    assert replay["facts"]["cache"]["state"] == "restored", warm["notes"]
+    assert sorted(f["rule_id"] for c in warm["checks"] for f in c["findings"]) == \
+        sorted(f["rule_id"] for c in report["checks"] for f in c["findings"])
 
 
 def test_app_logging_that_silences_alembic_still_names_the_failing_revision(cli, tmp_path, pg_server):

@@ -6,6 +6,14 @@ env.py, the app or a revision makes it. A connection to a database that is not a
 sandbox, or the target of ``apply``) is stopped with :class:`~.errors.Stopped` before it is opened.
 Databases are compared by identity (:func:`url_identity`): dialect family, host (local names are one),
 port (default filled in) and database; SQLite by the file's real path.
+
+One exception, on the sandbox only: a connection to **the app's own database** of a bind (the URL the
+app is configured with) made through an engine ci-migrate did not point — env.py that creates the app
+again from its factory, or builds an engine from the same variable the app reads — is opened on that
+bind's sandbox database instead (the event's connect arguments are rewritten in place, as the
+SQLAlchemy docs allow). That is the database ``flask db upgrade`` would migrate; such engines are
+disposed when the block that allowed the sandbox ends, and each place that did it is kept in
+:attr:`EngineGuard.redirected`.
 """
 
 from __future__ import annotations
@@ -58,6 +66,11 @@ def _connect_identity(dialect: Any, cargs: Any, cparams: Mapping[str, Any]) -> T
     return _identity(name, host, port, database)
 
 
+# DBAPI connect() keywords that come from the URL (psycopg/psycopg2, PyMySQL/mysqlclient): replaced on a redirect
+_URL_KEYS = ("host", "port", "user", "username", "password", "passwd", "dbname", "database", "db", "dsn",
+             "unix_socket", "conninfo")
+
+
 @dataclass
 class GuardOffence:
     """A connection the guard stopped: the database (password masked) and where the code made it."""
@@ -83,7 +96,34 @@ class EngineGuard:
         self.allowed: Optional[Dict[Tuple[str, ...], str]] = None
         self.what = "the sandbox"
         self.offences: List[GuardOffence] = []
+        self.redirected: List[GuardOffence] = []
+        self.own: Dict[Optional[str], Tuple[str, ...]] = {}  # bind key → identity of the app's own database
+        self._redirects: Dict[Tuple[str, ...], Any] = {}  # app's own database → the sandbox URL of its bind
+        self._identities: Dict[Tuple[str, ...], Tuple[str, ...]] = {}
+        self._pools: List[Any] = []
+        self._rewritten: List[Tuple[Any, Any, List[Any], Dict[str, Any]]] = []  # (cargs, cparams, as they were)
         self._installed = False
+
+    def own_databases(self, urls: Mapping[Optional[str], Optional[str]]) -> None:
+        """The app's own database per bind key (its configured URLs; None: not set or not a URL)."""
+        self.own = {}
+        for key, url in urls.items():
+            with contextlib.suppress(Exception):
+                if url:
+                    self.own[key] = url_identity(url)
+
+    def release(self) -> None:
+        """Close the idle connections of the engines redirected to the sandbox so far (before the host
+        copies the sandbox, which must have no connection)."""
+        for pool in self._pools:
+            with contextlib.suppress(Exception):
+                pool.dispose()
+
+    def effective_identity(self, url: Any) -> Tuple[str, ...]:
+        """Which database an engine of ``url`` really opens: the sandbox's for the app's own database
+        while it is redirected, else :func:`url_identity`."""
+        identity = url_identity(url)
+        return self._identities.get(identity, identity)
 
     def install(self) -> None:
         from sqlalchemy import event
@@ -97,14 +137,26 @@ class EngineGuard:
     def allowing(self, urls: Mapping[Any, Any], what: str = "the sandbox") -> Iterator[None]:
         """Inside the block only the databases of ``urls`` (values: URL strings or objects) may be opened;
         ``what`` names them in the message ("the sandbox", "the target")."""
-        saved = self.allowed, self.what
+        saved = self.allowed, self.what, self._redirects, self._identities
         self.allowed = {url_identity(u): masked(normalize_url(u) if isinstance(u, str) else u)
                         for u in urls.values() if u is not None}
         self.what = what
+        sandbox = what == "the sandbox"
+        self._redirects = {self.own[k]: u for k, u in urls.items()
+                           if sandbox and u is not None and k in self.own and self.own[k] not in self.allowed}
+        self._identities = {own: url_identity(u) for own, u in self._redirects.items()}
+        pools, self._pools = self._pools, []
+        rewritten, self._rewritten = self._rewritten, []
         try:
             yield
         finally:
-            self.allowed, self.what = saved
+            self.release()
+            for cargs, cparams, old_args, old_params in self._rewritten:  # the engine names its own database again
+                cargs[:] = old_args
+                cparams.clear()
+                cparams.update(old_params)
+            self._pools, self._rewritten = pools, rewritten
+            self.allowed, self.what, self._redirects, self._identities = saved
 
     def _check(self, dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> None:
         if self.allowed is None:
@@ -114,6 +166,16 @@ class EngineGuard:
             return
         file, line, code = self._caller()
         described = _describe_identity(dialect.name, cparams, identity)
+        sandbox = self._redirects.get(identity)
+        before = (list(cargs), dict(cparams)) if isinstance(cargs, list) else None
+        if sandbox is not None and before is not None and _redirect(dialect, cargs, cparams, sandbox):
+            self._rewritten.append((cargs, cparams, *before))
+            pool = getattr(conn_rec, "_ConnectionRecord__pool", None)  # SQLAlchemy 1.4–2.1
+            if pool is not None and all(p is not pool for p in self._pools):
+                self._pools.append(pool)
+            if all((r.database, r.file, r.line) != (described, file, line) for r in self.redirected):
+                self.redirected.append(GuardOffence(database=described, file=file, line=line, code=code))
+            return
         offence = GuardOffence(database=described, file=file, line=line, code=code)
         self.offences.append(offence)
         where = f"{file}:{line}" if file else "code outside the repository"
@@ -125,6 +187,24 @@ class EngineGuard:
         return _caller(self.root)
 
 
+def _redirect(dialect: Any, cargs: Any, cparams: Any, sandbox: Any) -> bool:
+    """Point a DBAPI ``connect(*cargs, **cparams)`` of ``dialect`` at ``sandbox`` (same dialect family),
+    in place; False when it cannot be (another family, or arguments that are not a list)."""
+    url = normalize_url(sandbox) if isinstance(sandbox, str) else sandbox
+    if _FAMILY.get(url.get_backend_name(), url.get_backend_name()) != _FAMILY.get(dialect.name, dialect.name) \
+            or not isinstance(cargs, list):
+        return False
+    driver = getattr(dialect, "driver", None)
+    url = url.set(drivername=f"{dialect.name}+{driver}" if driver else dialect.name)
+    new_args, new_params = dialect.create_connect_args(url)
+    if dialect.name != "sqlite":
+        for key in _URL_KEYS:
+            cparams.pop(key, None)
+        cparams.update(new_params)
+    cargs[:] = list(new_args)
+    return True
+
+
 def _caller(root: Path) -> Tuple[Optional[str], Optional[int], Optional[str]]:
     """The innermost frame of the repository's own code (env.py, a revision, the app)."""
     import linecache
@@ -133,8 +213,10 @@ def _caller(root: Path) -> Tuple[Optional[str], Optional[int], Optional[str]]:
     frame: Any = sys._getframe(2)
     prefix = str(root) + os.sep
     while frame is not None:
-        name = os.path.realpath(frame.f_code.co_filename)
-        if name.startswith(prefix) and "site-packages" not in name and os.sep + ".venv" not in name:
+        source = frame.f_code.co_filename
+        name = os.path.realpath(source)
+        ours = name.startswith(prefix) and "site-packages" not in name and os.sep + ".venv" not in name
+        if ours and not source.startswith("<"):  # not "<string>", "<sqlalchemy generated …>": they resolve under cwd
             rel = os.path.relpath(name, root).replace(os.sep, "/")
             return rel, frame.f_lineno, linecache.getline(name, frame.f_lineno).strip() or None
         frame = frame.f_back

@@ -86,7 +86,7 @@ class Tracer:
             self.filenodes[identity] = {oid: node for oid, _s, _n, node in rows if oid in tables}
 
     def _identity(self, conn: Any) -> Tuple[str, ...]:
-        return guard.url_identity(conn.engine.url)
+        return self.walker.session.guard.effective_identity(conn.engine.url)
 
     def before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self._current = None

@@ -50,7 +50,9 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
     app's history, each recording its revisions in its own version table (:func:`.script_dirs.upgrade`).
     Returns ``{"runs": [...], "failure": {...} | None, "heads_after": {bind: [...]},
     "directories_after": {directory: [...]}, "recorded": {revision: Recording}, "snapshots": {"before":
-    {bind: snapshot}, "after": {...}} (with ``snapshot_at``), "duration_s": s}``; ``failure`` has
+    {bind: snapshot}, "after": {...}} (with ``snapshot_at``), "duration_s": s, "redirected": [{database,
+    file, line, code}]}`` (``redirected``: where a connection to the app's own database was opened on the
+    sandbox instead, :mod:`.guard`); ``failure`` has
     ``where`` ("revision" / "env.py" / "baseline"), ``revision``, ``file``, ``line``, ``statement``,
     ``error``, ``exception`` (and ``directory`` when it failed in an extra directory).
     """
@@ -97,7 +99,9 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
     return {"runs": [r.as_dict() for r in tracker.runs if r.direction == "upgrade"], "failure": failure,
             "heads_after": heads_after, "directories_after": {} if failure else script_dirs.heads(session),
             "recorded": {k: v.as_dict() for k, v in recorder.recorded.items()},
-            "snapshots": snapshots, "duration_s": round(time.perf_counter() - started, 3)}
+            "snapshots": snapshots, "duration_s": round(time.perf_counter() - started, 3),
+            "redirected": [{"database": r.database, "file": r.file, "line": r.line, "code": r.code}
+                           for r in session.guard.redirected]}
 
 
 def _checkpoint(session: Any, heads: list[str]) -> None:
@@ -105,6 +109,7 @@ def _checkpoint(session: Any, heads: list[str]) -> None:
     ``continue``."""
     from .errors import ProbeError
 
+    session.guard.release()
     session.channel.emit("checkpoint", name="base", heads=heads)
     reply = session.channel.request()
     if reply.get("op") != "continue":

@@ -59,6 +59,8 @@ class Session:
             self.project = load_project(self.root, request.get("app"), request.get("migrations"),
                                         request.get("script_dirs") or ())
         self.project.notes += [guard.import_note(o) for o in opened]
+        with self.project.app_context():
+            self.guard.own_databases({k: self.project.configured_url(k) for k in self.project.bind_keys})
         glue.Loading.on_load = self.tracker.wrap
         glue.Loading.on_env = self.tracker.env_py
         self.tracker.install()
