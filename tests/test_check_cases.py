@@ -34,6 +34,27 @@ def test_first_revision_on_create_all_table_suggests_a_baseline(cli, app_dir, se
     assert by_name(report, "replay")["status"] == "passed"
 
 
+@pytest.mark.parametrize("server", ["postgresql"], indirect=True)
+def test_empty_revisions_before_the_first_that_needs_create_all_tables_still_suggest_a_baseline(cli, tmp_path, server):
+    """A history that starts with an empty revision (the schema was made with create_all() and stamped
+    there): the first revision that changes the schema misses its table — CM202, not CM201."""
+    app_dir = copy_app("baseline_needed", tmp_path)
+    versions = app_dir / "migrations" / "versions"
+    first = versions / "860473c5a52e_add_user_last_login.py"
+    first.write_text(first.read_text().replace("down_revision = None", "down_revision = '0c0ffee00001'"))
+    (versions / "0c0ffee00001_db_v1.py").write_text(
+        '"""db v1\n\nRevision ID: 0c0ffee00001\nRevises:\nCreate Date: 2026-01-01 00:00:00\n\n"""\n'
+        "from alembic import op\nimport sqlalchemy as sa\n\n\nrevision = '0c0ffee00001'\ndown_revision = None\n"
+        "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n")
+    result, report = run_json(cli, app_dir, "--app", "app.py", "--sandbox", server)
+    assert result.code == 1, result.text
+    (finding,) = [f for c in report["checks"] for f in c["findings"]]
+    assert (finding["rule_id"], finding["revision"]) == ("CM202", "860473c5a52e"), finding["title"]
+    assert finding["title"] == "revision 860473c5a52e, the first that changes the schema, needs tables that no revision creates"
+    assert "The revisions before it change nothing (0c0ffee00001: empty upgrade())." in finding["message"]
+    assert "baseline:" in finding["fix"]
+
+
 def test_first_revision_failing_on_an_unknown_type_is_no_missing_table(cli, tmp_path, pg_server):
     # An app written for SQLite: its first revision uses sa.DATETIME(), a type PostgreSQL does not
     # have ('type "datetime" does not exist'). That is a failing revision, not a create_all() history.

@@ -137,7 +137,8 @@ def judge(ctx: Any, data: dict[str, Any], dialect: str, destination: list[str] |
     findings: list[Finding] = []
     if failure is not None:
         applied_before = [c for c in calls if c.status == "ok"]
-        findings.append(failure_finding(ctx, failure, first_revision=not applied_before))
+        empty_before = None if any(c.statements for c in applied_before) else [c.revision for c in applied_before]
+        findings.append(failure_finding(ctx, failure, empty_before=empty_before))
     else:
         facts.heads_after = {k: list(v) for k, v in (data.get("heads_after") or {}).items()}
         problem = verify_heads(ctx, facts.heads_after, destination)
@@ -195,9 +196,11 @@ def dialect_mismatch(sandbox: str, production: str | None, source: str, has_targ
     )
 
 
-def failure_finding(ctx: Any, failure: Failure, *, first_revision: bool, check: str = "replay") -> Finding:
+def failure_finding(ctx: Any, failure: Failure, *, empty_before: list[str] | None, check: str = "replay") -> Finding:
     """CM201 (or CM202) for a failed upgrade: the revision (or env.py) with file:line, the statement
-    and the database's error."""
+    and the database's error. ``empty_before``: the revisions applied before the failing one when none
+    of them sent a statement (``[]``: it is the first), else None — a missing table then means a
+    history that starts from ``db.create_all()`` (CM202)."""
     project = ctx.project
     revision = failure.revision
     file = failure.file or (project.relative(ctx.revision_files[revision]) if revision in ctx.revision_files else None)
@@ -225,12 +228,16 @@ def failure_finding(ctx: Any, failure: Failure, *, first_revision: bool, check: 
     details = {"statement": failure.statement, "error": db_error, "exception": failure.exception}
     if failure.directory:
         return _directory_failure(failure, parts, title, details, check)
-    if (failure.where == "revision" and first_revision and _MISSING_TABLE.search(db_error)
+    if (failure.where == "revision" and empty_before is not None and _MISSING_TABLE.search(db_error)
             and ctx.settings.baseline is None):
+        which = (f"first revision {revision}" if not empty_before
+                 else f"revision {revision}, the first that changes the schema,")
+        before = (f"\nThe revisions before it change nothing ({', '.join(empty_before)}: empty upgrade())."
+                  if empty_before else "")
         return Finding(
             check=check, rule_id="CM202", severity="error", revision=revision, file=file, line=failure.line,
-            title=f"first revision {revision} needs tables that no revision creates",
-            message="\n".join(parts) + "\nThe app probably creates its first tables with db.create_all() "
+            title=f"{which} needs tables that no revision creates",
+            message="\n".join(parts) + before + "\nThe app probably creates its first tables with db.create_all() "
             "and then stamps, so the history cannot be replayed from an empty database.",
             fix="Add a baseline to .ci-migrate.yml, e.g.\n  baseline:\n"
             f"    revision: base       # the schema is the state before {revision} runs\n"
