@@ -162,6 +162,22 @@ def test_an_env_py_engine_of_its_own_on_the_apps_database_runs_on_the_sandbox(cl
     assert note.startswith("migrations/env.py:") and production.rsplit("/", 1)[1] in note
 
 
+def test_the_apps_own_database_on_a_sandbox_of_another_dialect_is_stopped_and_says_which_sandbox(cli, tmp_path,
+                                                                                                 pg_server):
+    """The same env.py, with the default SQLite sandbox: the app's PostgreSQL database cannot be opened on
+    it, so the connection is stopped (CM205) and the fix names a PostgreSQL sandbox."""
+    app = shape_app(tmp_path, "environment_url")
+    with scratch_database(pg_server) as production:
+        result, report = check(cli, app, "sqlite", {"DATABASE_URL": production, "MIGRATIONS_DATABASE_URL": production})
+        assert tables(production) == []
+    assert result.code == 1, result.text
+    (finding,) = [f for c in report["checks"] for f in c["findings"]]
+    assert finding["rule_id"] == "CM205" and finding["file"] == "migrations/env.py"
+    assert finding["title"].startswith("migrations/env.py:") and "the app's own database" in finding["title"]
+    assert "this sandbox is not postgresql" in finding["message"]
+    assert finding["fix"].startswith("Use a postgresql sandbox: `sandbox: postgresql://")
+
+
 OWN_APP_ENV_PY = """\
 # env.py that makes the app again from its factory, as some apps do, and migrates that app's database
 from logging.config import fileConfig

@@ -49,6 +49,9 @@ def finding(check: str, problem: Any) -> Finding:
         database = problem.details.get("database", "another database")
         expected = problem.details.get("expected", "the sandbox")
         code = problem.where.get("code")
+        own_dialect = problem.details.get("own_dialect")
+        if own_dialect:
+            return _own_database_elsewhere(check, file, line, revision, words, phase, database, code, own_dialect)
         return Finding(
             check=check, rule_id="CM205", severity="error", file=file, line=line, revision=revision,
             title=f"{words} opened a connection to {database}, which is not {expected}",
@@ -84,6 +87,25 @@ def finding(check: str, problem: Any) -> Finding:
                  f"success.{_output(problem)}"),
         fix="Raise an exception instead of exiting (or let it fail): migrations must not end the process.",
         details={"exit_code": exit_code})
+
+
+def _own_database_elsewhere(check: str, file: str | None, line: int | None, revision: str | None, words: str,
+                            phase: str, database: str, code: str | None, dialect: str) -> Finding:
+    """CM205 for a connection to the app's own database through an app or engine of env.py's own, on a
+    sandbox of another dialect (on one of the same dialect it is opened there instead)."""
+    example = {"postgresql": "postgresql://postgres@localhost/", "mysql": "mysql://root@localhost/"}.get(
+        dialect, f"{dialect}://…")
+    return Finding(
+        check=check, rule_id="CM205", severity="error", file=file, line=line, revision=revision,
+        title=f"{words} opened a connection to the app's own database {database}, which is not the sandbox",
+        message=(f"During the {phase}, {words} opened a connection to the app's own database {database}"
+                 + (f":\n  {code}\n" if code else ". ")
+                 + "through an app or engine of its own (env.py calling the app factory again, or an engine from "
+                 "the variable the app reads), not the one ci-migrate points at the sandbox. On a sandbox of the "
+                 f"same dialect, ci-migrate opens such a connection there instead; this sandbox is not {dialect}, "
+                 "so it was stopped before it was opened and nothing ran there."),
+        fix=f"Use a {dialect} sandbox: `sandbox: {example}` in .ci-migrate.yml (or --sandbox / CI_MIGRATE_SANDBOX).",
+        details={"database": database, "code": code, "own_dialect": dialect})
 
 
 def result(check: str, problem: Any, project: Any = None) -> CheckResult:

@@ -179,9 +179,11 @@ class EngineGuard:
         offence = GuardOffence(database=described, file=file, line=line, code=code)
         self.offences.append(offence)
         where = f"{file}:{line}" if file else "code outside the repository"
+        own = identity in self.own.values() and self.what == "the sandbox"  # of another dialect than the sandbox
         raise Stopped("guard", f"{where} opened a connection to {described}, which is not {self.what}",
                       where={"file": file, "line": line, "code": code}, database=described,
-                      allowed=sorted(self.allowed.values()), expected=self.what)
+                      allowed=sorted(self.allowed.values()), expected=self.what,
+                      own_dialect=_FAMILY.get(dialect.name, dialect.name) if own else None)
 
     def _caller(self) -> Tuple[Optional[str], Optional[int], Optional[str]]:
         return _caller(self.root)
