@@ -10,9 +10,9 @@ trace and the round trip for their databases (:func:`ci_migrate.checks.walk.data
 3. Otherwise the replay stops at the base's heads (the probe's ``checkpoint``) and
    :meth:`BaseSnapshot.build` keeps the sandbox there: a template database, file copies or a dump.
 4. :meth:`BaseSnapshot.fresh_sandbox` gives the walks databases at the base's heads from it. As
-   many as the run's walks will ask for (:attr:`BaseSnapshot.walks`) are copied in a background
-   thread as soon as the snapshot is there — while the probe replays the pending revisions and
-   compares the models — and before the ``pg_dump``, which would hold the template.
+   many as the run's walks will ask for (:attr:`BaseSnapshot.walks`) are copied in the background,
+   side by side, as soon as the snapshot is there — while the probe replays the pending revisions
+   and compares the models — and before the ``pg_dump``, which would hold the template.
 5. :meth:`BaseSnapshot.close` saves the entry into the cache directory (atomically) and evicts old
    ones; a template nobody will find again is dropped.
 
