@@ -280,6 +280,7 @@ class RecordedOp:
     has_constraint_name: bool = False
     constraint_type: str | None = None
     referent_table: str | None = None
+    referent_columns: tuple[str, ...] = ()
     condition: str | None = None
     sql: str | None = None
     sql_is_dml: bool | None = None
@@ -298,7 +299,8 @@ class RecordedOp:
                    unique=data.get("unique"), concurrently=bool(data.get("concurrently")),
                    not_valid=bool(data.get("not_valid")), constraint_name=data.get("constraint_name"),
                    has_constraint_name="constraint_name" in data, constraint_type=data.get("constraint_type"),
-                   referent_table=data.get("referent_table"), condition=data.get("condition"), sql=data.get("sql"),
+                   referent_table=data.get("referent_table"),
+                   referent_columns=tuple(data.get("referent_columns") or ()), condition=data.get("condition"), sql=data.get("sql"),
                    sql_is_dml=data.get("sql_is_dml"), data_table=data.get("data_table"), rows=data.get("rows"))
 
 

@@ -190,3 +190,20 @@ def test_the_not_null_recipe_suggests_a_default_of_the_columns_type():
     assert _constant("sa.Text()") == "sa.text(\"''\")"
     assert _constant("sa.Boolean()") == "sa.text('false')"
     assert _constant("sa.Integer()") == "sa.text('0')"
+
+
+@pytest.mark.parametrize("server", ["postgresql"], indirect=True)
+def test_the_not_valid_recipe_names_the_revisions_own_foreign_key(cli, tmp_path, server):
+    """CM508's fix is written for the foreign key it found (name, tables, columns, the quoted table
+    in VALIDATE), not for an example one."""
+    repo = pr_repo(tmp_path, "clean", ["2a5ab8d32f0e", "647cefc691b5", "bd1b00e93290", "d6a012b31354",
+                                       "77e171e7ca87", "632a428d5a9a", "39b9f101090f", "b00feacf1d63",
+                                       "1217fcb42dcc", "e655c2b3178d", "e6125838f08e"])
+    result = cli("check", "--app", "blogapp:create_app('testing')", "--sandbox", server, "--base", "main",
+                 "--format", "json", cwd=repo, env={"DATABASE_URL": "sqlite://"})
+    (found,) = lint_findings(report_of(result))[("CM508", "9458ded74214")]
+    assert found["fix"].splitlines()[1:3] == [
+        "    op.create_foreign_key('fk_user_role_id_role', 'user', 'role', ['role_id'], ['id'], postgresql_not_valid=True)",
+        "    # next revision:"]
+    assert "op.execute('ALTER TABLE \"user\" VALIDATE CONSTRAINT fk_user_role_id_role')" in found["fix"]
+

@@ -239,8 +239,8 @@ def operation(op: Any, dialect: Any, *, line: Optional[int], batch: bool, bind: 
     the revision file), ``batch`` (inside ``batch_alter_table``), ``text`` (in words), ``object``
     (column/index/constraint name), and per kind: ``column`` (:func:`column_info`), ``column_name``,
     ``modify_name``, ``modify_nullable``, ``existing_type``/``modify_type`` (:func:`type_info`),
-    ``new_table_name``, ``index_name``, ``columns``, ``unique``, ``concurrently``, ``not_valid``,
-    ``constraint_name``, ``constraint_type``, ``referent_table``, ``condition``, ``sql`` and
+    ``new_table_name``, ``index_name``, ``columns`` (a foreign key's own), ``unique``, ``concurrently``,
+    ``not_valid``, ``constraint_name``, ``constraint_type``, ``referent_table``, ``referent_columns``, ``condition``, ``sql`` and
     ``sql_is_dml``/``data_table`` (``op.execute``), ``rows`` (``bulk_insert``).
     """
     from alembic.operations import ops as o
@@ -265,6 +265,9 @@ def operation(op: Any, dialect: Any, *, line: Optional[int], batch: bool, bind: 
         data["columns"] = [getattr(c, "name", None) or str(c) for c in (op.columns or [])]
     if isinstance(op, o.CreateTableOp):
         data["columns"] = [c.name for c in op.columns if hasattr(c, "name") and hasattr(c, "type")]
+    if isinstance(op, o.CreateForeignKeyOp):
+        data["columns"] = [str(c) for c in op.local_cols or ()]
+        data["referent_columns"] = [str(c) for c in op.remote_cols or ()]
     if isinstance(op, o.CreateCheckConstraintOp):
         data["condition"] = str(op.condition)
     data["concurrently"] = bool(kw.get("postgresql_concurrently"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ci_migrate.checks.lint.base import Hit, RevisionView, Rule, column_name
+from ci_migrate.checks.lint.base import Hit, RevisionView, Rule, column_name, quote_identifier
 from ci_migrate.facts import ColumnInfo, RecordedOp
 
 RULE = Rule(
@@ -45,7 +45,7 @@ def check(view: RevisionView) -> Iterator[Hit]:
 
 def _recipe(op: RecordedOp, column: ColumnInfo, dialect: str) -> str:
     """The rule's recipe with this column's name and type."""
-    quoted = _quote(dialect, op.table or "")
+    quoted = quote_identifier(dialect, op.table or "")
     prefix = "batch_op." if op.batch else "op."
     table = "" if op.batch else f"{op.table!r}, "
     type_ = f"sa.{column.type.repr if column.type else 'Integer()'}"
@@ -67,10 +67,3 @@ def _constant(type_: str) -> str:
     if "BOOL" in name:
         return "sa.text('false')"
     return "sa.text('0')"
-
-
-def _quote(dialect: str, name: str) -> str:
-    """``name`` quoted for ``dialect`` when it needs it (a reserved word such as ``user``, or mixed case)."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(f"{dialect}://").get_dialect()().identifier_preparer.quote(name)

@@ -160,3 +160,11 @@ def data_table(recorded: RecordedOp) -> str | None:
 def column_name(recorded: RecordedOp) -> str:
     name = recorded.column_name or (recorded.column.name if recorded.column else None)
     return f"{recorded.table}.{name}" if name else str(recorded.table)
+
+
+def quote_identifier(dialect: str, name: str) -> str:
+    """``name`` quoted for ``dialect`` when it needs it (a reserved word such as ``user``, or mixed case),
+    by that dialect's own ``IdentifierPreparer``."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(f"{dialect}://").get_dialect()().identifier_preparer.quote(name)
