@@ -145,7 +145,8 @@ def quote_name(backend: str, name: str) -> str:
     return f"`{name}`" if backend in ("mysql", "mariadb") else f'"{name}"'
 
 
-def _drop_databases(server_url: Any, names: Iterable[str]) -> None:
+def drop_databases(server_url: Any, names: Iterable[str]) -> None:
+    """``DROP DATABASE IF EXISTS`` each of ``names`` on the server (PostgreSQL: ``WITH (FORCE)``)."""
     backend = server_url.get_backend_name()
     engine = admin_engine(server_url)
     try:
@@ -277,7 +278,7 @@ class Sandboxes:
         if sandbox.tmpdir:
             shutil.rmtree(sandbox.tmpdir, ignore_errors=True)
         if sandbox.names:
-            _drop_databases(self.server, sandbox.names)
+            drop_databases(self.server, sandbox.names)
 
     def close(self) -> None:
         """Drop every sandbox still open (unless kept). Safe to call twice."""
@@ -342,7 +343,7 @@ def prune(spec: str, older_than_s: float, prefix: str = DEFAULT_PREFIX, now: _dt
         engine.dispose()
     stale = [n for n in names if old(n)]
     if stale:
-        _drop_databases(server, stale)
+        drop_databases(server, stale)
     return stale
 
 

@@ -92,7 +92,7 @@ class BaseSnapshot:
 
     def _empty(self, sandbox: Any) -> None:
         """Make a half-restored sandbox empty again (drop and create its databases, or its files)."""
-        from ci_migrate.sandbox import admin_engine, quote_name
+        from ci_migrate.sandbox import admin_engine, drop_databases, quote_name
 
         with contextlib.suppress(Exception):
             if sandbox.tmpdir:
@@ -100,14 +100,15 @@ class BaseSnapshot:
                     Path(url.database).unlink(missing_ok=True)
                 return
             server = self.runtime.sandboxes.server
+            drop_databases(server, sandbox.names)
             backend = server.get_backend_name()
             engine = admin_engine(server)
-            with engine.connect() as conn:
-                for name in sandbox.names:
-                    force = " WITH (FORCE)" if backend == "postgresql" else ""
-                    conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {quote_name(backend, name)}{force}")
-                    conn.exec_driver_sql(f"CREATE DATABASE {quote_name(backend, name)}")
-            engine.dispose()
+            try:
+                with engine.connect() as conn:
+                    for name in sandbox.names:
+                        conn.exec_driver_sql(f"CREATE DATABASE {quote_name(backend, name)}")
+            finally:
+                engine.dispose()
 
     def build(self, sandbox: Any) -> None:
         """At the probe's checkpoint (the main sandbox at the base's heads, no connection open): keep
