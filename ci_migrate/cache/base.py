@@ -220,8 +220,6 @@ class BaseSnapshot:
         except Exception as exc:  # noqa: BLE001 - the cache never fails a run
             self.notes.append(f"base snapshot not kept: {type(exc).__name__}: {exc}")
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
 
