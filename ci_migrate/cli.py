@@ -65,11 +65,9 @@ def _guarded(fn: Callable[[], int], *, probe_for: tuple[str | None, str | None] 
 
 def _message(exc: Exception) -> str:
     """The error's message; for a probe that stopped outside a check, what the app printed last too."""
-    from ci_migrate.probe_process import ProbeProblem
+    from ci_migrate.probe_process import ProbeProblem, with_printed
 
-    printed = exc.output.strip() if isinstance(exc, ProbeProblem) else ""
-    return str(exc) + ("\n  Last lines the app printed:\n" + "\n".join(f"    {line}" for line in printed.splitlines())
-                       if printed else "")
+    return with_printed(str(exc), exc.output if isinstance(exc, ProbeProblem) else "")
 
 
 def _settings(config: str | None, **overrides: Any) -> Any:

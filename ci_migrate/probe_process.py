@@ -90,6 +90,14 @@ _ERRORS = {"app_load": AppLoadError, "unsupported": EnvironmentProblem, "driver"
            "database": DatabaseError, "usage": UsageError}
 
 
+def with_printed(message: str, printed: str) -> str:
+    """An error message followed by the last lines the app printed (indented), when it printed any."""
+    printed = printed.strip()
+    if not printed:
+        return message
+    return message + "\n  Last lines the app printed:\n" + "\n".join(f"    {line}" for line in printed.splitlines())
+
+
 def database_message(event: Mapping[str, Any]) -> str:
     """A database problem the probe reported (``phase`` connect/read), worded for a person: server,
     database, user and the database's message; the URL with its password masked."""
@@ -404,7 +412,7 @@ class ProbeProcess:
             return DatabaseError(database_message(event))
         if kind == "app_load" and (printed := self.output_tail(10).strip()):
             # the app's own words: a sys.exit() at import usually comes after the reason was printed
-            message += "\n  Last lines the app printed:\n" + "\n".join(f"    {line}" for line in printed.splitlines())
+            message = with_printed(message, printed)
         if kind in _ERRORS:
             return _ERRORS[kind](message)
         running = self._where(event.get("where") or {}, event.get("op"))
