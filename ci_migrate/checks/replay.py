@@ -30,6 +30,7 @@ def run(ctx: Any) -> CheckResult:
     key (:mod:`ci_migrate.cache.base`), else the replay pauses at the base's heads to keep one."""
     from ci_migrate.cache import base as base_cache
     from ci_migrate.checks.walk import walks_from_base
+    from ci_migrate.probe.guard import GuardOffence, redirect_note
 
     pending = ctx.pending
     record = list(pending.revisions) if pending is not None else []
@@ -49,7 +50,7 @@ def run(ctx: Any) -> CheckResult:
     data = replay(ctx, record=record, snapshot_at=snapshot_at, checkpoint=cache is not None and not restored,
                   restored=restored)
     ctx.runtime.probe.checkpoint = None
-    ctx.report.notes += [redirect_note(r) for r in data.get("redirected") or ()]
+    ctx.report.notes += [redirect_note(GuardOffence(**r)) for r in data.get("redirected") or ()]
     ctx.recorded = {rev: Recorded.from_data(entry, online=True) for rev, entry in (data.get("recorded") or {}).items()}
     result = judge(ctx, data, sandbox.dialect)
     if cache is not None:
@@ -63,16 +64,6 @@ def run(ctx: Any) -> CheckResult:
         result.findings.append(mismatch)
         result.status = CheckResult.status_for(result.findings)
     return result
-
-
-def redirect_note(redirected: dict[str, Any]) -> str:
-    """A note for a connection to the app's own database that the probe opened on the sandbox instead
-    (:mod:`ci_migrate.probe.guard`): env.py made an app or engine of its own for that database."""
-    where = (f"{redirected['file']}:{redirected['line']}" + (f" ({redirected['code']})" if redirected.get("code") else "")
-             if redirected.get("file") else "code outside the repository")
-    return (f"{where} connected to the app's own database {redirected['database']} through an app or engine of its "
-            "own (not the one ci-migrate points at the sandbox); that connection was opened on the sandbox "
-            "instead, the database `flask db upgrade` would have migrated.")
 
 
 def _with_cache(result: CheckResult, cache: Any) -> None:

@@ -80,6 +80,12 @@ class GuardOffence:
     line: Optional[int]
     code: Optional[str]
 
+    def where(self) -> str:
+        """``file:line (code)`` of the connecting code, or "code outside the repository"."""
+        if not self.file:
+            return "code outside the repository"
+        return f"{self.file}:{self.line}" + (f" ({self.code})" if self.code else "")
+
 
 class EngineGuard:
     """Stops every connection of this process to a database that is not allowed.
@@ -249,11 +255,17 @@ def watching(root: Path) -> Iterator[List[GuardOffence]]:
 
 def import_note(opened: GuardOffence) -> str:
     """A note for a connection the app's import opened (see :func:`watching`)."""
-    where = f"{opened.file}:{opened.line}" + (f" ({opened.code})" if opened.code else "") if opened.file else \
-        "code outside the repository"
-    return (f"Importing the app connected to {opened.database} at {where}, before ci-migrate could point it at the "
-            "sandbox: what the app runs when it is created (create_all(), upgrade(), seed data) ran there, as it "
-            "would under `flask db`.")
+    return (f"Importing the app connected to {opened.database} at {opened.where()}, before ci-migrate could point it "
+            "at the sandbox: what the app runs when it is created (create_all(), upgrade(), seed data) ran there, as "
+            "it would under `flask db`.")
+
+
+def redirect_note(redirected: GuardOffence) -> str:
+    """A note for a connection to the app's own database that was opened on the sandbox instead
+    (:attr:`EngineGuard.redirected`): env.py made an app or engine of its own for that database."""
+    return (f"{redirected.where()} connected to the app's own database {redirected.database} through an app or "
+            "engine of its own (not the one ci-migrate points at the sandbox); that connection was opened on the "
+            "sandbox instead, the database `flask db upgrade` would have migrated.")
 
 
 def _describe_identity(dialect: str, cparams: Mapping[str, Any], identity: Tuple[str, ...]) -> str:

@@ -8,6 +8,7 @@ are recorded while they run (:mod:`.recording`, online).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -100,8 +101,7 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
             "heads_after": heads_after, "directories_after": {} if failure else script_dirs.heads(session),
             "recorded": {k: v.as_dict() for k, v in recorder.recorded.items()},
             "snapshots": snapshots, "duration_s": round(time.perf_counter() - started, 3),
-            "redirected": [{"database": r.database, "file": r.file, "line": r.line, "code": r.code}
-                           for r in session.guard.redirected]}
+            "redirected": [dataclasses.asdict(r) for r in session.guard.redirected]}
 
 
 def _checkpoint(session: Any, heads: list[str]) -> None:
