@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ci_migrate.errors import UsageError
+from ci_migrate.probe.guard import dialect_family
 from ci_migrate.report import TableDiff
-
-_FAMILY = {"mariadb": "mysql"}
 
 
 @dataclass
@@ -41,7 +40,7 @@ class GateResult:
 def check_sandbox_kind(sandbox_dialect: str, target: Any) -> None:
     """Raise :class:`UsageError` (exit 2) when the sandbox is not of the target's kind (a SQLite sandbox
     cannot say what a PostgreSQL schema should be)."""
-    if _FAMILY.get(sandbox_dialect, sandbox_dialect) == _FAMILY.get(target.dialect, target.dialect):
+    if dialect_family(sandbox_dialect) == dialect_family(target.dialect):
         return
     example = "postgresql://postgres@localhost/" if target.dialect == "postgresql" else "mysql+pymysql://root@localhost/"
     raise UsageError(f"The drift gate of target '{target.name}' ({target.dialect}) needs a sandbox server of the "

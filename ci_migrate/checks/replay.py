@@ -15,6 +15,7 @@ from typing import Any
 
 from ci_migrate.checks import script_dirs
 from ci_migrate.facts import Failure, Recorded, RevisionCall
+from ci_migrate.probe.guard import dialect_family
 from ci_migrate.report import CheckResult, Finding, ReplayFacts, RevisionRun
 
 # A table (or its index) the revision expects is missing — not any missing object: PostgreSQL's
@@ -171,8 +172,7 @@ def dialect_mismatch(sandbox: str, production: str | None, source: str, has_targ
     targets (the usual local default)."""
     if not production or production == sandbox or (production == "sqlite" and not has_targets):
         return None
-    family = {"mariadb": "mysql"}
-    if family.get(production, production) == family.get(sandbox, sandbox):
+    if dialect_family(production) == dialect_family(sandbox):
         return None
     example = {"postgresql": "sandbox: postgresql://postgres@localhost/",
                "mysql": "sandbox: mysql+pymysql://root@localhost/",
@@ -258,7 +258,6 @@ def _dialect_hint(ctx: Any, failure: Failure) -> tuple[str, str] | None:
     sandboxes = ctx.runtime.sandboxes
     sandbox = sandboxes.dialect if sandboxes is not None else None
     configured = ctx.project.configured_dialect
-    family = {"mariadb": "mysql"}
     if sandbox == "sqlite" and failure.where == "revision" and _SQLITE_NEEDS_BATCH.search(failure.error):
         return ("alembic cannot run this operation on SQLite outside batch mode: the revision was written for "
                 "another database.",
@@ -267,7 +266,7 @@ def _dialect_hint(ctx: Any, failure: Failure) -> tuple[str, str] | None:
                 "`with op.batch_alter_table(...)` (`Migrate(app, db, render_as_batch=True)` makes `flask db migrate` "
                 "write it so).")
     if (failure.where == "env.py" and configured and sandbox
-            and family.get(configured, configured) != family.get(sandbox, sandbox)):
+            and dialect_family(configured) != dialect_family(sandbox)):
         return (f"The app was created with a {configured} database URL and the sandbox is {sandbox}: what the app set "
                 f"up for its own database when it was created (an engine `connect` listener such as a SQLite PRAGMA, "
                 f"a dialect option) runs on the sandbox's connections too.",

@@ -28,12 +28,17 @@ from .errors import Stopped
 from .glue import masked, normalize_url
 
 _FAMILY = {"mariadb": "mysql"}
+
+
+def dialect_family(name: str) -> str:
+    """A dialect's family: MariaDB is MySQL, every other dialect is its own."""
+    return _FAMILY.get(name, name)
 _LOCAL = {"", "localhost", "127.0.0.1", "::1", "0.0.0.0"}
 _PORTS = {"postgresql": 5432, "mysql": 3306}
 
 
 def _identity(backend: str, host: Any, port: Any, database: Any) -> Tuple[str, ...]:
-    family = _FAMILY.get(backend, backend)
+    family = dialect_family(backend)
     if family == "sqlite":
         name = str(database or "")
         if name in ("", ":memory:") or name.startswith("file::memory:"):
@@ -55,7 +60,7 @@ def url_identity(url: Any) -> Tuple[str, ...]:
 def _connect_identity(dialect: Any, cargs: Any, cparams: Mapping[str, Any]) -> Tuple[str, ...]:
     """Which database a DBAPI ``connect(*cargs, **cparams)`` is about to open (``do_connect`` event)."""
     name = dialect.name
-    if _FAMILY.get(name, name) == "sqlite":
+    if dialect_family(name) == "sqlite":
         return _identity(name, None, None, cargs[0] if cargs else cparams.get("database"))
     database = cparams.get("dbname") or cparams.get("database") or cparams.get("db")
     dsn = cparams.get("dsn") or (cargs[0] if cargs and isinstance(cargs[0], str) else None)
@@ -189,7 +194,7 @@ class EngineGuard:
         raise Stopped("guard", f"{where} opened a connection to {described}, which is not {self.what}",
                       where={"file": file, "line": line, "code": code}, database=described,
                       allowed=sorted(self.allowed.values()), expected=self.what,
-                      own_dialect=_FAMILY.get(dialect.name, dialect.name) if own else None)
+                      own_dialect=dialect_family(dialect.name) if own else None)
 
     def _caller(self) -> Tuple[Optional[str], Optional[int], Optional[str]]:
         return _caller(self.root)
@@ -199,8 +204,7 @@ def _redirect(dialect: Any, cargs: Any, cparams: Any, sandbox: Any) -> bool:
     """Point a DBAPI ``connect(*cargs, **cparams)`` of ``dialect`` at ``sandbox`` (same dialect family),
     in place; False when it cannot be (another family, or arguments that are not a list)."""
     url = normalize_url(sandbox) if isinstance(sandbox, str) else sandbox
-    if _FAMILY.get(url.get_backend_name(), url.get_backend_name()) != _FAMILY.get(dialect.name, dialect.name) \
-            or not isinstance(cargs, list):
+    if dialect_family(url.get_backend_name()) != dialect_family(dialect.name) or not isinstance(cargs, list):
         return False
     driver = getattr(dialect, "driver", None)
     url = url.set(drivername=f"{dialect.name}+{driver}" if driver else dialect.name)
