@@ -32,12 +32,21 @@ class SnapshotKey:
         return self.digest[:20]
 
 
+def sha256_of(path: Path) -> str:
+    """sha256 hex of a file's bytes, read in blocks of 1 MiB; raises ``OSError``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_digest(path: Path | None) -> str | None:
-    """sha256 hex of a file's bytes; None when there is no such file."""
+    """:func:`sha256_of` a file; None when there is no such file."""
     if path is None:
         return None
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return sha256_of(Path(path))
     except OSError:
         return None
 

@@ -10,7 +10,6 @@ entries per dialect directory are kept.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -18,6 +17,8 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from ci_migrate.cache.key import sha256_of
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -90,14 +91,6 @@ class Entry:
         if digest != self.sha256.get(name):
             raise CacheDoubt(f"the cache file {path} is corrupt (its sha256 differs from the manifest's)")
         return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Store:
