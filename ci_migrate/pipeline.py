@@ -346,9 +346,9 @@ def _look_up_base(settings: Any, options: Mapping[str, Any], env: Mapping[str, s
     while the probe imports the app; None without a base branch."""
     import concurrent.futures
 
-    from ci_migrate.checks import base_branch
+    from ci_migrate.checks import base_branch, pending
 
-    ref = options.get("base") or (None if options.get("target") else base_branch.default_base(env))
+    ref = pending.base_ref_for(options, env)
     if not ref:
         return None
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ci-migrate-git")

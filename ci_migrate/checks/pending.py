@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ci_migrate.checks import base_branch
 from ci_migrate.errors import UsageError
@@ -49,11 +49,17 @@ class Pending:
         return self.comparison.status(revision) if self.comparison else "pending"
 
 
+def base_ref_for(options: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """The base branch a run compares with: ``--base``, else (without ``--target``) the pull or merge
+    request's target branch from the CI environment (:func:`base_branch.default_base`); None: none."""
+    return options.get("base") or (None if options.get("target") else base_branch.default_base(env))
+
+
 def prepare(ctx: Any) -> None:
     """Set ``ctx.pending`` (None when there is neither a base nor a target)."""
     target = ctx.options.get("target")
     explicit = ctx.options.get("base")
-    base_ref = explicit or (None if target else base_branch.default_base(ctx.env))
+    base_ref = base_ref_for(ctx.options, ctx.env)
     if not base_ref and not target:
         return
     if ctx.blocked:
