@@ -48,8 +48,7 @@ def run(ctx: Any) -> CheckResult:
     finally:
         ctx.runtime.restore_main = None
     restored = bool(sandbox.restored)
-    data = replay(ctx, record=record, snapshot_at=snapshot_at, checkpoint=cache is not None and not restored,
-                  restored=restored)
+    data = replay(ctx, record=record, snapshot_at=snapshot_at, checkpoint=cache is not None and not restored)
     ctx.runtime.probe.checkpoint = None
     ctx.report.notes += [redirect_note(GuardOffence(**r)) for r in data.get("redirected") or ()]
     ctx.recorded = {rev: Recorded.from_data(entry, online=True) for rev, entry in (data.get("recorded") or {}).items()}
@@ -88,13 +87,13 @@ def baseline_request(ctx: Any) -> dict[str, Any] | None:
 
 
 def replay(ctx: Any, *, record: list[str] | None = None, destination: list[str] | None = None,
-           snapshot_at: list[str] | None = None, checkpoint: bool = False, restored: bool = False) -> dict[str, Any]:
+           snapshot_at: list[str] | None = None, checkpoint: bool = False) -> dict[str, Any]:
     """Ask the probe to replay on the main sandbox (after loading the baseline, if any); with
     ``snapshot_at`` (the base's heads) it reflects the sandbox there and at the end. ``checkpoint``:
-    it pauses there for the base snapshot; ``restored``: the sandbox already stands there."""
+    it pauses there for the base snapshot. A sandbox restored from the snapshot says so itself."""
     ctx.sandbox  # made (and prepared) before the probe replays on it
     return ctx.probe.call("replay", baseline=baseline_request(ctx), record=record or [], destination=destination,
-                          snapshot_at=snapshot_at, checkpoint=checkpoint, restored=restored)
+                          snapshot_at=snapshot_at, checkpoint=checkpoint)
 
 
 def before_pending(history: Any, pending: list[str]) -> list[str]:

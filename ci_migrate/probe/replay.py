@@ -33,8 +33,7 @@ def where_in_migrations(exc: BaseException, project: Any) -> Dict[str, Any]:
 
 def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baseline: Optional[Dict[str, Any]] = None,
            record: Sequence[str] = (), files: Optional[Dict[str, str]] = None,
-           snapshot_at: Optional[Sequence[str]] = None, checkpoint: bool = False,
-           restored: bool = False) -> Dict[str, Any]:
+           snapshot_at: Optional[Sequence[str]] = None, checkpoint: bool = False) -> Dict[str, Any]:
     """Upgrade the session's sandbox to heads (or ``destination``), optionally from a baseline.
 
     ``baseline``: ``{"create_all": bool, "stamp": revision}`` — the schema file, if any, was loaded by
@@ -45,8 +44,8 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
     end of the app's history — the schema change of the pending revisions. ``checkpoint``: once
     there, every connection closed, the probe sends a ``checkpoint`` event (``{"name": "base",
     "heads": [...]}``) and waits for the host's ``continue`` (the host copies the sandbox: the cached
-    base snapshot). ``restored``: the host restored the sandbox at ``snapshot_at`` from that snapshot
-    (baseline included), so the baseline and the upgrade to ``snapshot_at`` are skipped.
+    base snapshot). When the host restored the sandbox at ``snapshot_at`` from that snapshot (baseline
+    included; ``Sandbox.restored``), the baseline and the upgrade to ``snapshot_at`` are skipped.
     Without a ``destination``, the extra script directories are upgraded to their heads after the
     app's history, each recording its revisions in its own version table (:func:`.script_dirs.upgrade`).
     Returns ``{"runs": [...], "failure": {...} | None, "heads_after": {bind: [...]},
@@ -60,6 +59,7 @@ def replay(session: Any, *, destination: Optional[Sequence[str]] = None, baselin
     from alembic import command
 
     project, sandbox = session.project, session.sandbox
+    restored = sandbox.restored
     tracker = session.tracker
     tracker.start("replay")
     started = time.perf_counter()

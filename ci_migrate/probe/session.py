@@ -153,8 +153,7 @@ def _replay(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
     _need_sandbox(session)
     return replay(session, destination=request.get("destination"), baseline=request.get("baseline"),
                   record=request.get("record") or (), files=session.files() if request.get("record") else {},
-                  snapshot_at=request.get("snapshot_at"), checkpoint=bool(request.get("checkpoint")),
-                  restored=bool(request.get("restored")))
+                  snapshot_at=request.get("snapshot_at"), checkpoint=bool(request.get("checkpoint")))
 
 
 def _offline(session: Session, request: Dict[str, Any]) -> Dict[str, Any]:
