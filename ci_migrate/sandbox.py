@@ -140,6 +140,12 @@ def admin_engine(server_url: Any) -> Any:
     return sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
 
+def bind_suffix(bind: str | None) -> str:
+    """What a bind's database name adds to a sandbox's (``_audit`` for bind ``audit``; nothing for the
+    default bind): lower case, anything but letters, digits and ``_`` made ``_``."""
+    return f"_{re.sub(r'[^a-z0-9_]', '_', bind.lower())}" if bind else ""
+
+
 def quote_name(backend: str, name: str) -> str:
     """A database name quoted for ``backend`` (backticks on MySQL/MariaDB, double quotes elsewhere)."""
     return f"`{name}`" if backend in ("mysql", "mariadb") else f'"{name}"'
@@ -221,7 +227,7 @@ class Sandboxes:
             urls = {key: make_url(f"sqlite:///{tmpdir / ((key or 'default') + '.db')}") for key in keys}
             sandbox = Sandbox(number, "sqlite", urls, kept=self.keep, tmpdir=str(tmpdir))
         else:
-            names = {key: base + (f"_{re.sub(r'[^a-z0-9_]', '_', key.lower())}" if key else "") for key in keys}
+            names = {key: base + bind_suffix(key) for key in keys}
             sandbox = Sandbox(number, self.dialect, {}, kept=self.keep)
             with self._lock:
                 self.open[number] = sandbox
@@ -242,8 +248,7 @@ class Sandboxes:
                 sandbox.urls[key] = make_url(f"sqlite:///{Path(sandbox.tmpdir) / ((key or 'default') + '.db')}")
             return sandbox
         base = sandbox.names[0] if sandbox.names else new_name(self.prefix)
-        self._create_server_databases(sandbox, {key: base + (f"_{re.sub(r'[^a-z0-9_]', '_', key.lower())}" if key else "")
-                                                for key in missing})
+        self._create_server_databases(sandbox, {key: base + bind_suffix(key) for key in missing})
         return sandbox
 
     def _create_server_databases(self, sandbox: Sandbox, names: dict[str | None, str],

@@ -83,7 +83,9 @@ class Postgres:
         return f"{self.server.host or 'localhost'}:{self.server.port or 5432}"
 
     def template_name(self, key: str, bind: str | None) -> str:
-        return f"{self.prefix}_base_{key[:20]}" + (f"_{re.sub(r'[^a-z0-9_]', '_', bind.lower())}" if bind else "")
+        from ci_migrate.sandbox import bind_suffix
+
+        return f"{self.prefix}_base_{key[:20]}" + bind_suffix(bind)
 
     def _admin(self, statements: list[str]) -> list[Any]:
         from ci_migrate.sandbox import admin_engine
